@@ -1,0 +1,264 @@
+"""The ASGI application factory: REST API, carrier webhook endpoints and health."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ..core.errors import InvalidInput, MalformedWebhook, ProviderError, WebhookRejected
+from ..core.messages import Direction, MessageStatus
+from ..gateway.runtime import Runtime
+from ..gateway.service import Gateway, MediaInput, SendRequest, describe_connection
+from ..providers.base import WebhookRequest
+from ..store.base import ApiKeyRecord, MessageFilter
+from .limits import BodySizeLimit
+from .models import (
+    ConnectionOut,
+    DeliveryOut,
+    MessageListOut,
+    MessageOut,
+    Problem,
+    SendIn,
+)
+from .problems import invalid, problem
+
+log = logging.getLogger("smsbridge.api")
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing or wrong API key"},
+    422: {"model": Problem, "description": "invalid input; names the field"},
+}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data, ensure_ascii=False), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def api_key(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> ApiKeyRecord:
+    """The API key presented as a bearer token, or a 401 problem."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="smsbridge"'}
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise StarletteHTTPException(
+            401, "send an API key as 'Authorization: Bearer sbk_...'", headers=challenge)
+    gateway = _runtime(request).gateway
+    assert gateway is not None
+    record = await gateway.authenticate(authorization[7:].strip())
+    if record is None:
+        raise StarletteHTTPException(401, "the API key is wrong or revoked", headers=challenge)
+    return record
+
+
+Auth = Annotated[ApiKeyRecord, Depends(api_key)]
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the gateway's ASGI app around ``runtime`` (started and stopped by the app's lifespan)."""
+    settings = runtime.settings
+    base_url = settings.server.base_url
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="smsbridge",
+        version="0.1.0",
+        summary="One API and one webhook format in front of every SMS/MMS carrier.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+
+    def gateway() -> Gateway:
+        assert runtime.gateway is not None, "runtime not started"
+        return runtime.gateway
+
+    # ---- errors -> problem documents
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> Response:
+        return invalid(exc.field, exc.reason)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "header")]
+        field = ".".join(loc) or "body"
+        reason = str(err.get("msg", "is invalid"))
+        if err.get("type") == "missing":
+            reason = "is required"
+        elif err.get("type") == "extra_forbidden":
+            reason = "is not a known field"
+        elif err.get("type") == "json_invalid":
+            field, reason = "body", "is not valid JSON"
+        return invalid(field, reason)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+                  405: "Method not allowed", 413: "Request body too large"}
+        return problem(exc.status_code, titles.get(exc.status_code, "error").lower()
+                       .replace(" ", "-"), titles.get(exc.status_code, "Error"),
+                       str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return problem(500, "internal", "Internal error",
+                       "the gateway failed unexpectedly; see its log")
+
+    # ---- health
+    @app.get("/healthz", tags=["health"], summary="200 when the store answers and the worker runs")
+    async def healthz() -> Response:
+        try:
+            await runtime.store.ping()
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return _json({"status": "unhealthy", "store": f"unreachable: {type(exc).__name__}",
+                          "worker": runtime.workers_alive()}, 503)
+        if not runtime.workers_alive():
+            return _json({"status": "unhealthy", "store": "ok", "worker": False}, 503)
+        return _json({"status": "ok", "store": "ok", "worker": True})
+
+    # ---- messages
+    @app.post("/v1/messages", status_code=202, tags=["messages"], response_model=None,
+              responses={202: {"model": MessageOut}, **PROBLEM_RESPONSES},
+              summary="Queue a message to send")
+    async def send_message(
+        body: SendIn, _key: Auth,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> Response:
+        request = SendRequest(
+            from_number=body.from_, to_number=body.to, text=body.text,
+            media=[MediaInput(url=m.url, data_base64=m.data, content_type=m.content_type)
+                   for m in body.media],
+            connection=body.connection,
+        )
+        message, created = await gateway().send(request, idempotency_key)
+        headers = {"Location": f"/v1/messages/{message.id}"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return _json(message.to_dict(), 202, headers)
+
+    @app.get("/v1/messages/{message_id}", tags=["messages"], response_model=None,
+             responses={200: {"model": MessageOut}, 404: {"model": Problem},
+                        **PROBLEM_RESPONSES})
+    async def get_message(message_id: str, _key: Auth) -> Response:
+        message = await runtime.store.get_message(message_id)
+        if message is None:
+            raise StarletteHTTPException(404, f"no message {message_id}")
+        return _json(message.to_dict())
+
+    @app.get("/v1/messages", tags=["messages"], response_model=None,
+             responses={200: {"model": MessageListOut}, **PROBLEM_RESPONSES})
+    async def list_messages(
+        _key: Auth,
+        number: str | None = None,
+        direction: Direction | None = None,
+        status: MessageStatus | None = None,
+        connection: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+    ) -> Response:
+        if number:
+            from ..core.phone import to_e164
+
+            number = to_e164(number, settings.server.default_region, field="number")
+        try:
+            page = await runtime.store.list_messages(
+                MessageFilter(number, direction, status, connection), limit, cursor)
+        except ValueError as exc:
+            raise InvalidInput("cursor", str(exc)) from None
+        return _json({"data": [m.to_dict() for m in page.messages],
+                      "next_cursor": page.next_cursor})
+
+    @app.get("/v1/webhook-deliveries", tags=["webhooks"], response_model=None,
+             responses={200: {"model": list[DeliveryOut]}, **PROBLEM_RESPONSES},
+             summary="App-webhook deliveries and their outcome")
+    async def list_deliveries(
+        _key: Auth, message_id: str | None = None,
+        status: Annotated[str | None, Query(pattern="^(pending|delivered|failed)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> Response:
+        rows = await runtime.store.list_deliveries(message_id, status, limit)
+        return _json({"data": [r.to_dict() for r in rows]})
+
+    @app.get("/v1/carriers", tags=["carriers"], response_model=None,
+             responses={200: {"model": list[ConnectionOut]}, **PROBLEM_RESPONSES},
+             summary="Configured carrier connections and their webhook URLs")
+    async def list_carriers(_key: Auth) -> Response:
+        gw = gateway()
+        return _json({"data": [describe_connection(gw, c)
+                               for c in settings.connections.values()]})
+
+    # ---- carrier webhooks: plain Starlette routes, off the OpenAPI schema and its overhead
+    def webhook_request(request: Request, body: bytes) -> WebhookRequest:
+        scope = request.scope
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        # Carriers sign the URL they called: the public URL, not the one behind the proxy.
+        url = base_url + scope.get("root_path", "") + scope["path"]
+        if raw_query:
+            url += "?" + raw_query
+        return WebhookRequest(
+            method=scope["method"],
+            url=url,
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            query=parse_qsl(raw_query, keep_blank_values=True),
+            body=body,
+        )
+
+    async def carrier_webhook(request: Request, *, status_callback: bool) -> Response:
+        connection = request.path_params["connection"]
+        token = request.path_params["token"]
+        kind = "status" if status_callback else "inbound"
+        body = await request.body()
+        wr = webhook_request(request, body)
+        gw = gateway()
+        try:
+            if status_callback:
+                reply, _ = await gw.receive_status(connection, token, wr)
+            else:
+                reply, _ = await gw.receive_inbound(connection, token, wr)
+        except WebhookRejected as exc:
+            log.warning("rejected %s webhook for %r: %s", kind, connection, exc.reason)
+            return problem(403, "webhook-rejected", "Webhook rejected", exc.reason)
+        except (MalformedWebhook, InvalidInput) as exc:
+            log.warning("malformed %s webhook on %r: %s", kind, connection, exc)
+            return problem(400, "malformed-webhook", "Malformed webhook", str(exc))
+        except ProviderError as exc:
+            # Nothing was stored; a non-2xx makes the carrier send it again later.
+            log.warning("could not complete %s webhook on %r: %s", kind, connection, exc.reason)
+            return problem(503, "carrier-unavailable", "Carrier unavailable", exc.reason,
+                           headers={"Retry-After": "60"})
+        return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
+
+    async def inbound_endpoint(request: Request) -> Response:
+        return await carrier_webhook(request, status_callback=False)
+
+    async def status_endpoint(request: Request) -> Response:
+        return await carrier_webhook(request, status_callback=True)
+
+    app.router.add_route("/v1/carriers/{connection}/{token}/inbound", inbound_endpoint,
+                         methods=["GET", "POST"], include_in_schema=False)
+    app.router.add_route("/v1/carriers/{connection}/{token}/status", status_endpoint,
+                         methods=["GET", "POST"], include_in_schema=False)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
+    return app

@@ -1,0 +1,106 @@
+"""Request and response schemas of the REST API (they also make /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MediaIn(BaseModel):
+    """An attachment: a public URL, or base64 data with its content type."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, description="public http(s) URL the carrier fetches")
+    data: str | None = Field(None, description="base64 file content (carriers that take it)")
+    content_type: str | None = Field(None, description="e.g. image/jpeg; guessed from a URL")
+
+
+class SendIn(BaseModel):
+    """A message to send."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", description="one of your numbers (E.164 or national)")
+    to: str = Field(description="the recipient (E.164 or national in the default region)")
+    text: str = Field("", max_length=5000)
+    media: list[MediaIn] = Field(default_factory=list, max_length=10)
+    connection: str | None = Field(None, description="which connection to use; default: "
+                                                     "the one that owns `from`")
+
+
+class MediaOut(BaseModel):
+    """An attachment as stored."""
+
+    content_type: str
+    url: str | None = None
+    size: int | None = None
+
+
+class ErrorOut(BaseModel):
+    """Why a message failed."""
+
+    code: str | None
+    reason: str | None
+
+
+class MessageOut(BaseModel):
+    """A message and where it is in its life."""
+
+    id: str
+    direction: Literal["inbound", "outbound"]
+    connection: str
+    carrier: str
+    from_: str = Field(alias="from")
+    to: str
+    text: str
+    media: list[MediaOut]
+    status: Literal["queued", "sending", "sent", "delivered", "failed", "received"]
+    segments: int
+    encoding: str
+    carrier_message_id: str | None
+    error: ErrorOut | None
+    attempts: int
+    created_at: str
+    updated_at: str
+
+
+class MessageListOut(BaseModel):
+    """A page of messages, newest first."""
+
+    data: list[MessageOut]
+    next_cursor: str | None
+
+
+class DeliveryOut(BaseModel):
+    """One app-webhook delivery."""
+
+    id: str
+    url: str
+    event_type: str
+    message_id: str | None
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: float | None
+    last_error: str | None
+
+
+class ConnectionOut(BaseModel):
+    """A configured carrier connection and the URLs to give the carrier."""
+
+    name: str
+    carrier: str
+    numbers: list[str]
+    inbound_url: str
+    status_url: str | None
+    setup: str | None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str

@@ -1,0 +1,1 @@
+"""The ``smsbridge`` command line."""

@@ -1,0 +1,88 @@
+"""The error hierarchy of smsbridge.
+
+Every error smsbridge raises on purpose derives from ``SmsBridgeError``::
+
+    SmsBridgeError
+    ├── InvalidInput             bad user input; names the field and the reason (422)
+    │   └── InvalidPhoneNumber   not a phone number, or not one we can send to
+    ├── ConfigError              a bad configuration key; names the key and the reason
+    ├── ProviderError            a carrier refused or failed a request; says if a retry can help
+    ├── WebhookRejected          an inbound carrier request failed its token or signature (403)
+    └── MalformedWebhook         an inbound carrier request could not be parsed (400)
+
+Providers raise ``ProviderError``, ``WebhookRejected`` and ``MalformedWebhook``;
+what to do about them (retry, fail, answer 4xx) is decided by dispatch and api.
+"""
+
+from __future__ import annotations
+
+
+class SmsBridgeError(Exception):
+    """Base class of every error smsbridge raises on purpose."""
+
+
+class InvalidInput(SmsBridgeError):
+    """User input that cannot be accepted; ``field`` names where it was."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidPhoneNumber(InvalidInput):
+    """A value that is not a usable phone number."""
+
+
+class ConfigError(SmsBridgeError):
+    """A configuration value that cannot be used; ``key`` is its dotted path."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class ProviderError(SmsBridgeError):
+    """A carrier request failed.
+
+    ``retryable`` says whether trying again later can help (timeouts, 5xx, rate
+    limits) or not (bad credentials, invalid number, opted-out recipient).
+    ``code`` is the carrier's own error code or status word, ``retry_after`` the
+    delay in seconds the carrier asked for, if any.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.code = code
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError({self.reason!r}, retryable={self.retryable}, code={self.code!r})"
+        )
+
+
+class WebhookRejected(SmsBridgeError):
+    """An inbound carrier request that failed authentication (token or signature)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MalformedWebhook(SmsBridgeError):
+    """An inbound carrier request whose payload cannot be understood."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

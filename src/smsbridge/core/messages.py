@@ -1,0 +1,156 @@
+"""Message records shared by every layer: what providers consume and produce, what is stored."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+class Direction(enum.StrEnum):
+    """Which way a message travels, seen from the gateway."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageStatus(enum.StrEnum):
+    """Where a message is in its life.
+
+    Outbound: queued -> sending -> sent -> delivered, or failed at any step.
+    Inbound messages are stored as received.
+    """
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    RECEIVED = "received"
+
+    @property
+    def is_final(self) -> bool:
+        """True when no later status can follow."""
+        return self in (MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.RECEIVED)
+
+
+# Later statuses win over earlier ones when receipts arrive out of order.
+STATUS_RANK: dict[MessageStatus, int] = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.FAILED: 3,
+    MessageStatus.RECEIVED: 3,
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """One attachment: a URL the carrier can fetch, or inline base64 data."""
+
+    content_type: str
+    url: str | None = None
+    data_base64: str | None = None
+    size: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready form; inline data is left out unless asked for by the store."""
+        out: dict[str, object] = {"content_type": self.content_type}
+        if self.url is not None:
+            out["url"] = self.url
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message a carrier delivered to us, as a provider parsed it from its webhook.
+
+    ``text`` is None only when the carrier sent an id without the text and the
+    provider must fetch it (``Provider.complete_inbound``).
+    """
+
+    carrier_message_id: str
+    from_number: str
+    to_number: str
+    text: str | None
+    media: tuple[Media, ...] = ()
+    received_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A message handed to a provider to send; numbers are E.164."""
+
+    id: str
+    from_number: str
+    to_number: str
+    text: str
+    media: tuple[Media, ...] = ()
+    status_callback_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A delivery receipt or status callback for a message we sent."""
+
+    carrier_message_id: str
+    status: MessageStatus
+    error_code: str | None = None
+    error_reason: str | None = None
+    occurred_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True)
+class Message:
+    """A message as the gateway stores and shows it."""
+
+    id: str
+    direction: Direction
+    connection: str
+    carrier: str
+    from_number: str
+    to_number: str
+    text: str
+    status: MessageStatus
+    media: tuple[Media, ...] = ()
+    segments: int = 1
+    encoding: str = "GSM-7"
+    carrier_message_id: str | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+    attempts: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    def to_dict(self) -> dict[str, object]:
+        """The public JSON form used by the API and by app webhooks."""
+        return {
+            "id": self.id,
+            "direction": self.direction.value,
+            "connection": self.connection,
+            "carrier": self.carrier,
+            "from": self.from_number,
+            "to": self.to_number,
+            "text": self.text,
+            "media": [m.to_dict() for m in self.media],
+            "status": self.status.value,
+            "segments": self.segments,
+            "encoding": self.encoding,
+            "carrier_message_id": self.carrier_message_id,
+            "error": (
+                {"code": self.error_code, "reason": self.error_reason}
+                if (self.error_code or self.error_reason)
+                else None
+            ),
+            "attempts": self.attempts,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }

@@ -1,0 +1,102 @@
+"""The outbox worker: claims queued messages, sends them through their provider, records the result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from ..core.errors import ProviderError
+from ..core.messages import Message, OutboundMessage
+from ..providers.base import Provider
+from ..store.base import EventsFor
+from ..store.sql import SqlStore
+from .backoff import backoff_delay
+from .worker import PollingWorker
+
+log = logging.getLogger("smsbridge.outbox")
+
+
+class OutboxWorker(PollingWorker):
+    """Sends queued messages; retryable failures back off with jitter, permanent ones fail at once."""
+
+    kind = "outbox"
+
+    def __init__(
+        self,
+        store: SqlStore,
+        providers: Mapping[str, Provider[Any]],
+        http: aiohttp.ClientSession,
+        events_for: EventsFor,
+        status_url_for: Callable[[str], str | None],
+        *,
+        concurrency: int = 50,
+        poll_interval: float = 1.0,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 8,
+        backoff_base: float = 2.0,
+        backoff_max: float = 600.0,
+    ) -> None:
+        super().__init__(concurrency, poll_interval, lease_seconds)
+        self.store = store
+        self.providers = providers
+        self.http = http
+        self.events_for = events_for
+        self.status_url_for = status_url_for
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    async def _claim(self, limit: int) -> list[object]:
+        return list(await self.store.claim_outbound(self.owner, limit, self.lease_seconds))
+
+    async def _handle(self, item: object) -> None:
+        assert isinstance(item, Message)
+        await self.send_one(item)
+
+    async def send_one(self, message: Message) -> None:
+        """Send one claimed message and record what happened."""
+        provider = self.providers.get(message.connection)
+        if provider is None:
+            await self.store.mark_failed(
+                message.id, "no_connection",
+                f"connection {message.connection!r} is no longer configured", self.events_for)
+            log.warning("failed %s: connection %s is gone", message.id, message.connection)
+            return
+        outbound = OutboundMessage(
+            id=message.id, from_number=message.from_number, to_number=message.to_number,
+            text=message.text, media=message.media,
+            status_callback_url=(self.status_url_for(message.connection)
+                                 if provider.capabilities.delivery_receipts else None),
+        )
+        try:
+            result = await provider.send(outbound, self.http)
+        except ProviderError as exc:
+            await self._record_failure(message, exc)
+            return
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # A provider should wrap these; if one leaks, it is a network failure: retry.
+            await self._record_failure(
+                message, ProviderError(f"network error: {type(exc).__name__}", retryable=True))
+            return
+        await self.store.mark_sent(message.id, result.carrier_message_id, result.status,
+                                   result.segments, self.events_for)
+        log.info("sent %s via %s as %s", message.id, message.connection,
+                 result.carrier_message_id)
+
+    async def _record_failure(self, message: Message, exc: ProviderError) -> None:
+        if exc.retryable and message.attempts < self.max_attempts:
+            delay = backoff_delay(message.attempts, self.backoff_base, self.backoff_max,
+                                  exc.retry_after)
+            await self.store.mark_retry(message.id, time.time() + delay, exc.code, exc.reason)
+            log.warning("retry %s in %.1fs (attempt %d/%d): %s", message.id, delay,
+                        message.attempts, self.max_attempts, exc.reason)
+            return
+        reason = exc.reason if not exc.retryable else (
+            f"{exc.reason} (gave up after {message.attempts} attempts)")
+        await self.store.mark_failed(message.id, exc.code, reason, self.events_for)
+        log.warning("failed %s: %s", message.id, reason)

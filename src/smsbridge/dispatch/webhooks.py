@@ -1,0 +1,119 @@
+"""Delivery of events to app webhooks, signed per the Standard Webhooks spec."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from ..store.base import DeliveryRecord
+from ..store.sql import SqlStore
+from .backoff import backoff_delay
+from .worker import PollingWorker
+
+log = logging.getLogger("smsbridge.webhooks")
+
+
+def sign_webhook(secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``.
+
+    ``secret`` is a ``whsec_``-prefixed base64 key (Standard Webhooks spec).
+    """
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.{body}".encode()
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """What the worker needs to know of one configured app webhook."""
+
+    url: str
+    secret: str
+    max_attempts: int = 8
+    timeout_seconds: float = 10.0
+
+
+class WebhookDeliveryWorker(PollingWorker):
+    """POSTs each pending event; non-2xx or no answer is retried with backoff, then failed."""
+
+    kind = "webhooks"
+
+    def __init__(
+        self,
+        store: SqlStore,
+        targets: Mapping[str, WebhookTarget],
+        http: aiohttp.ClientSession,
+        *,
+        concurrency: int = 20,
+        poll_interval: float = 1.0,
+        lease_seconds: float = 60.0,
+        backoff_base: float = 2.0,
+        backoff_max: float = 600.0,
+    ) -> None:
+        super().__init__(concurrency, poll_interval, lease_seconds)
+        self.store = store
+        self.targets = targets
+        self.http = http
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    async def _claim(self, limit: int) -> list[object]:
+        return list(await self.store.claim_deliveries(self.owner, limit, self.lease_seconds))
+
+    async def _handle(self, item: object) -> None:
+        assert isinstance(item, DeliveryRecord)
+        await self.deliver(item)
+
+    async def deliver(self, delivery: DeliveryRecord) -> None:
+        """Make one attempt and record it."""
+        target = self.targets.get(delivery.url)
+        if target is None:
+            await self.store.finish_delivery(
+                delivery.id, ok=False, error="webhook no longer configured", next_attempt_at=None)
+            return
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign_webhook(target.secret, delivery.id, timestamp,
+                                              delivery.payload),
+            "user-agent": "smsbridge-webhooks/1",
+        }
+        error: str | None = None
+        try:
+            async with self.http.post(
+                delivery.url, data=delivery.payload.encode(), headers=headers,
+                timeout=aiohttp.ClientTimeout(total=target.timeout_seconds),
+                allow_redirects=False,
+            ) as resp:
+                await resp.read()
+                if 200 <= resp.status < 300:
+                    await self.store.finish_delivery(delivery.id, ok=True, error=None,
+                                                     next_attempt_at=None)
+                    log.info("webhook %s %s delivered to %s", delivery.id, delivery.event_type,
+                             delivery.url)
+                    return
+                error = f"HTTP {resp.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if delivery.attempts >= target.max_attempts:
+            await self.store.finish_delivery(
+                delivery.id, ok=False, next_attempt_at=None,
+                error=f"{error} (gave up after {delivery.attempts} attempts)")
+            log.warning("webhook %s to %s failed for good: %s", delivery.id, delivery.url, error)
+            return
+        delay = backoff_delay(delivery.attempts, self.backoff_base, self.backoff_max)
+        await self.store.finish_delivery(delivery.id, ok=False, error=error,
+                                         next_attempt_at=time.time() + delay)
+        log.warning("webhook %s to %s: %s; retry in %.1fs", delivery.id, delivery.url, error,
+                    delay)

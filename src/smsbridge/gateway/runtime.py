@@ -1,0 +1,105 @@
+"""Wiring: store, HTTP client, gateway service and workers, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+
+from ..dispatch.outbox import OutboxWorker
+from ..dispatch.webhooks import WebhookDeliveryWorker, WebhookTarget
+from ..store.sql import SqlStore
+from .config import Settings
+from .service import Gateway
+
+log = logging.getLogger("smsbridge")
+
+
+class Runtime:
+    """Everything a running gateway holds; ``serve`` and ``worker`` both use it."""
+
+    def __init__(self, settings: Settings, *, run_workers: bool = True, migrate: bool = True
+                 ) -> None:
+        self.settings = settings
+        self.run_workers = run_workers
+        self.migrate = migrate
+        self.store = SqlStore(settings.server.database)
+        self.http: aiohttp.ClientSession | None = None
+        self.gateway: Gateway | None = None
+        self.outbox: OutboxWorker | None = None
+        self.webhooks: WebhookDeliveryWorker | None = None
+        self.first_api_key: str | None = None
+
+    async def start(self) -> Gateway:
+        """Migrate, open everything, start the workers; returns the gateway service."""
+        import asyncio
+
+        if self.migrate:
+            await asyncio.to_thread(self.store.migrate)
+        await self.store.start()
+        # One pooled client for every carrier and webhook call; keep-alive matters for throughput.
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200, limit_per_host=100),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        gateway = Gateway(self.settings, self.store, self.http)
+        await gateway.load_tokens()
+        self.gateway = gateway
+        if self.run_workers:
+            w = self.settings.worker
+            self.outbox = OutboxWorker(
+                self.store,
+                {name: c.provider for name, c in self.settings.connections.items()},
+                self.http, gateway.events, gateway.status_url,
+                concurrency=w.concurrency, poll_interval=w.poll_interval,
+                lease_seconds=w.lease_seconds, max_attempts=w.max_attempts,
+                backoff_base=w.backoff_base, backoff_max=w.backoff_max,
+            )
+            self.webhooks = WebhookDeliveryWorker(
+                self.store,
+                {h.url: WebhookTarget(h.url, h.secret.get_secret_value(), h.max_attempts,
+                                      h.timeout_seconds) for h in self.settings.webhooks},
+                self.http, poll_interval=w.poll_interval, lease_seconds=w.lease_seconds,
+                backoff_base=w.backoff_base, backoff_max=w.backoff_max,
+            )
+            outbox, hooks = self.outbox, self.webhooks
+
+            def wake() -> None:
+                outbox.wake()
+                hooks.wake()
+
+            gateway.on_queued = wake
+            self.outbox.start()
+            self.webhooks.start()
+        return gateway
+
+    async def ensure_first_api_key(self) -> str | None:
+        """On a store with no API key, create one named 'default' and return it (shown once)."""
+        assert self.gateway is not None
+        if await self.store.count_api_keys() == 0:
+            _, key = await self.gateway.create_api_key("default")
+            self.first_api_key = key
+            return key
+        return None
+
+    def workers_alive(self) -> bool:
+        """True when every worker this runtime started is running."""
+        if not self.run_workers:
+            return True
+        return all(w is not None and w.alive for w in (self.outbox, self.webhooks))
+
+    async def stop(self) -> None:
+        """Stop the workers, then close the client and the store."""
+        for worker in (self.outbox, self.webhooks):
+            if worker is not None:
+                await worker.stop()
+        if self.http is not None:
+            await self.http.close()
+        await self.store.close()
+
+    async def __aenter__(self) -> Gateway:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()

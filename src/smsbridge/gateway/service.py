@@ -1,0 +1,312 @@
+"""The application service behind the API, the CLI and the workers: send, receive, receipts, keys."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import mimetypes
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from ..core.errors import InvalidInput, WebhookRejected
+from ..core.messages import (
+    Direction,
+    InboundMessage,
+    Media,
+    Message,
+    MessageStatus,
+    utcnow,
+)
+from ..core.phone import to_e164
+from ..core.segments import count_segments
+from ..providers.base import Reply, WebhookRequest
+from ..store.base import ApiKeyRecord
+from ..store.sql import SqlStore, new_id
+from .config import Connection, Settings
+from .events import EventRouter
+
+log = logging.getLogger("smsbridge.gateway")
+
+ALLOWED_MEDIA_PREFIXES = ("image/", "audio/", "video/")
+ALLOWED_MEDIA_TYPES = ("application/pdf",)
+API_KEY_PREFIX = "sbk_"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInput:
+    """An attachment as a user gave it: a URL, or inline base64 data with its type."""
+
+    url: str | None = None
+    data_base64: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """What a user asks to send."""
+
+    from_number: str
+    to_number: str
+    text: str = ""
+    media: Sequence[MediaInput] = field(default_factory=tuple)
+    connection: str | None = None
+
+
+def hash_api_key(key: str) -> str:
+    """The stored form of an API key (keys are long and random, so one SHA-256 suffices)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def media_type_allowed(content_type: str) -> bool:
+    """Images, audio, video and PDF may be sent."""
+    return content_type.startswith(ALLOWED_MEDIA_PREFIXES) or content_type in ALLOWED_MEDIA_TYPES
+
+
+class Gateway:
+    """Send, receive and track messages for every configured connection."""
+
+    def __init__(self, settings: Settings, store: SqlStore, http: aiohttp.ClientSession) -> None:
+        self.settings = settings
+        self.store = store
+        self.http = http
+        self.events = EventRouter(settings.webhooks)
+        self.tokens: dict[str, str] = {}
+        self._token_to_connection: dict[str, str] = {}
+        self._key_cache: dict[str, tuple[float, ApiKeyRecord]] = {}
+        self.on_queued: Callable[[], None] = lambda: None
+
+    # --- setup
+    async def load_tokens(self) -> dict[str, str]:
+        """Read (creating on first use) the webhook token of every connection."""
+        self.tokens = await self.store.ensure_tokens(
+            list(self.settings.connections), lambda: secrets.token_urlsafe(32))
+        return self.tokens
+
+    def inbound_url(self, connection: str) -> str:
+        """The URL a carrier posts inbound messages to."""
+        return (f"{self.settings.server.base_url}/v1/carriers/{connection}/"
+                f"{self.tokens[connection]}/inbound")
+
+    def status_url(self, connection: str) -> str:
+        """The URL a carrier posts delivery receipts to."""
+        return (f"{self.settings.server.base_url}/v1/carriers/{connection}/"
+                f"{self.tokens[connection]}/status")
+
+    async def rotate_token(self, connection: str) -> str:
+        """Give a connection a new webhook token; the old URL stops working."""
+        if connection not in self.settings.connections:
+            raise InvalidInput("connection", f"no connection named {connection!r}")
+        token = secrets.token_urlsafe(32)
+        await self.store.rotate_token(connection, token)
+        self.tokens[connection] = token
+        return token
+
+    # --- API keys
+    async def create_api_key(self, name: str) -> tuple[ApiKeyRecord, str]:
+        """Make a key; the key itself is returned once and only its hash is kept."""
+        if not name.strip():
+            raise InvalidInput("name", "must not be empty")
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        record = await self.store.create_api_key(name.strip(), key[:12], hash_api_key(key))
+        return record, key
+
+    async def authenticate(self, key: str) -> ApiKeyRecord | None:
+        """The live key record for a presented key, or None."""
+        if not key.startswith(API_KEY_PREFIX):
+            return None
+        digest = hash_api_key(key)
+        cached = self._key_cache.get(digest)
+        now = time.monotonic()
+        # A short cache keeps the hot send path off the database; revocation lands within 2 s.
+        if cached and now - cached[0] < 2.0:
+            return cached[1]
+        record = await self.store.find_api_key(digest)
+        if record is None:
+            self._key_cache.pop(digest, None)
+            return None
+        self._key_cache[digest] = (now, record)
+        return record
+
+    # --- sending
+    def _resolve_connection(self, from_number: str, name: str | None) -> Connection:
+        if name is not None:
+            conn = self.settings.connections.get(name)
+            if conn is None:
+                raise InvalidInput("connection", f"no connection named {name!r}")
+            if from_number not in conn.numbers:
+                raise InvalidInput("from", f"{from_number} is not a number of connection {name!r}")
+            return conn
+        conn = self.settings.number_owner.get(from_number)
+        if conn is None:
+            raise InvalidInput("from", f"no connection owns {from_number}; add it to a "
+                                       "connection's numbers in the config")
+        return conn
+
+    def _check_media(self, conn: Connection, items: Sequence[MediaInput]) -> tuple[Media, ...]:
+        caps = conn.provider.capabilities
+        if not items:
+            return ()
+        if not caps.mms or caps.max_media == 0:
+            raise InvalidInput("media", f"carrier {conn.carrier} cannot send media")
+        if len(items) > caps.max_media:
+            raise InvalidInput("media", f"{conn.carrier} takes at most {caps.max_media} "
+                                        f"attachments, got {len(items)}")
+        limit = min(self.settings.server.max_media_bytes, caps.max_media_bytes or 10**12)
+        out: list[Media] = []
+        for index, item in enumerate(items):
+            key = f"media[{index}]"
+            if (item.url is None) == (item.data_base64 is None):
+                raise InvalidInput(key, "give either a url or base64 data")
+            content_type = (item.content_type or "").strip().lower()
+            if item.url is not None:
+                if not item.url.startswith(("https://", "http://")):
+                    raise InvalidInput(f"{key}.url", "must be an http(s) URL")
+                content_type = content_type or (mimetypes.guess_type(item.url)[0] or "")
+                if not content_type:
+                    raise InvalidInput(f"{key}.content_type",
+                                       "cannot tell the type from the URL; give content_type")
+                if not media_type_allowed(content_type):
+                    raise InvalidInput(f"{key}.content_type", f"{content_type} is not an image, "
+                                                              "audio, video or PDF type")
+                out.append(Media(content_type=content_type, url=item.url))
+                continue
+            if not caps.inline_media:
+                raise InvalidInput(key, f"carrier {conn.carrier} fetches media by URL only; "
+                                        "give a url")
+            if not content_type:
+                raise InvalidInput(f"{key}.content_type", "is required with inline data")
+            if not media_type_allowed(content_type):
+                raise InvalidInput(f"{key}.content_type",
+                                   f"{content_type} is not an image, audio, video or PDF type")
+            try:
+                raw = base64.b64decode(item.data_base64 or "", validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidInput(f"{key}.data", "is not valid base64") from None
+            if len(raw) > limit:
+                raise InvalidInput(f"{key}.data", f"is {len(raw)} bytes; the limit is {limit}")
+            out.append(Media(content_type=content_type, data_base64=item.data_base64,
+                             size=len(raw)))
+        return tuple(out)
+
+    def prepare(self, request: SendRequest) -> Message:
+        """Validate a send request and build its queued message, or raise InvalidInput."""
+        region = self.settings.server.default_region
+        from_number = to_e164(request.from_number, region, field="from")
+        to_number = to_e164(request.to_number, region, field="to")
+        conn = self._resolve_connection(from_number, request.connection)
+        caps = conn.provider.capabilities
+        text = request.text or ""
+        media = self._check_media(conn, request.media)
+        if not text.strip() and not media:
+            raise InvalidInput("text", "must not be empty (or give media)")
+        if len(text) > caps.max_text_length:
+            raise InvalidInput("text", f"is {len(text)} characters; {conn.carrier} takes at most "
+                                       f"{caps.max_text_length}")
+        segs = count_segments(text)
+        now = utcnow()
+        return Message(
+            id=new_id("msg"), direction=Direction.OUTBOUND, connection=conn.name,
+            carrier=conn.carrier, from_number=from_number, to_number=to_number, text=text,
+            status=MessageStatus.QUEUED, media=media, segments=segs.segments,
+            encoding=segs.encoding, created_at=now, updated_at=now,
+        )
+
+    async def send(self, request: SendRequest, idempotency_key: str | None = None
+                   ) -> tuple[Message, bool]:
+        """Queue a message durably; returns it and whether it is new (False: idempotent replay)."""
+        message = self.prepare(request)
+        stored, created = await self.store.queue_outbound(message, idempotency_key, self.events)
+        if created:
+            log.info("queued %s %s -> %s via %s", stored.id, stored.from_number,
+                     stored.to_number, stored.connection)
+            self.on_queued()
+        return stored, created
+
+    # --- carrier webhooks
+    def _connection_for(self, connection: str, token: str) -> Connection:
+        conn = self.settings.connections.get(connection)
+        expected = self.tokens.get(connection)
+        # Same answer and timing for an unknown connection and a wrong token.
+        if conn is None or expected is None or not hmac.compare_digest(
+                token.encode(), expected.encode()):
+            raise WebhookRejected("unknown connection or wrong webhook token")
+        return conn
+
+    def _to_message(self, conn: Connection, item: InboundMessage) -> Message:
+        region = self.settings.server.default_region
+        text = item.text or ""
+        segs = count_segments(text)
+        return Message(
+            id=new_id("msg"), direction=Direction.INBOUND, connection=conn.name,
+            carrier=conn.carrier,
+            from_number=_normalise_or_keep(item.from_number, region),
+            to_number=_normalise_or_keep(item.to_number, region),
+            text=text, status=MessageStatus.RECEIVED, media=item.media,
+            segments=segs.segments, encoding=segs.encoding,
+            carrier_message_id=item.carrier_message_id,
+            created_at=item.received_at, updated_at=item.received_at,
+        )
+
+    async def receive_inbound(self, connection: str, token: str, request: WebhookRequest
+                              ) -> tuple[Reply, list[tuple[Message, bool]]]:
+        """Check, parse, store and acknowledge a carrier's inbound webhook."""
+        conn = self._connection_for(connection, token)
+        provider = conn.provider
+        provider.verify(request)
+        parsed = provider.parse_inbound(request)
+        parsed = await provider.complete_inbound(parsed, self.http)
+        stored = await self.store.record_inbound(
+            [self._to_message(conn, item) for item in parsed], self.events)
+        for message, created in stored:
+            if created:
+                log.info("received %s %s -> %s on %s", message.id, message.from_number,
+                         message.to_number, conn.name)
+            else:
+                log.info("duplicate inbound %s on %s acknowledged again",
+                         message.carrier_message_id, conn.name)
+        return provider.inbound_reply(parsed), stored
+
+    async def receive_status(self, connection: str, token: str, request: WebhookRequest
+                             ) -> tuple[Reply, list[Message]]:
+        """Check, parse and apply a carrier's delivery receipt."""
+        conn = self._connection_for(connection, token)
+        conn.provider.verify(request)
+        updates = conn.provider.parse_status(request)
+        changed = await self.store.apply_status(conn.name, updates, self.events)
+        for message in changed:
+            log.info("status %s -> %s", message.id, message.status.value)
+        if len(changed) < len(updates):
+            log.info("%d receipt(s) on %s matched no newer status (unknown or out of order)",
+                     len(updates) - len(changed), conn.name)
+        return conn.provider.status_reply(updates), changed
+
+
+def _normalise_or_keep(number: str, region: str) -> str:
+    # Short codes and alphanumeric senders are not E.164; keep them as the carrier wrote them.
+    try:
+        return to_e164(number, region)
+    except InvalidInput:
+        return number
+
+
+def describe_connection(gateway: Gateway, conn: Connection) -> dict[str, Any]:
+    """A connection as `smsbridge carriers` and the API show it."""
+    inbound = gateway.inbound_url(conn.name)
+    status = gateway.status_url(conn.name)
+    caps = conn.provider.capabilities
+    return {
+        "name": conn.name,
+        "carrier": conn.carrier,
+        "numbers": conn.numbers,
+        "inbound_url": inbound,
+        "status_url": status if caps.delivery_receipts else None,
+        "setup": conn.provider.setup_hint(inbound, status),
+    }

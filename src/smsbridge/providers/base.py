@@ -1,0 +1,173 @@
+"""The provider interface every carrier implements.
+
+A provider turns the gateway's standard messages into one carrier's API calls
+and that carrier's webhooks back into standard messages. It sees only a plain
+``WebhookRequest`` and an aiohttp ``ClientSession`` that is passed in; it never
+touches the store, the web framework or the server, so the same provider runs
+behind the gateway and behind Home Assistant.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import parse_qsl
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict
+
+from ..core.errors import MalformedWebhook
+from ..core.messages import InboundMessage, MessageStatus, OutboundMessage, StatusUpdate
+from ..core.phone import NumberFormat
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """An inbound HTTP request from a carrier, free of any web framework.
+
+    ``url`` is the URL as the carrier called it (the configured public URL plus
+    path and query), which is what carriers sign. Header names are lower-case.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    query: Sequence[tuple[str, str]]
+    body: bytes = b""
+
+    def form(self) -> list[tuple[str, str]]:
+        """The body as url-encoded form pairs, in the order sent."""
+        try:
+            return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise MalformedWebhook("form body is not UTF-8") from None
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedWebhook(f"body is not valid JSON ({exc})") from None
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, without parameters, lower-case."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the gateway answers a carrier's webhook with."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """A carrier accepted a message.
+
+    ``status`` is ``sent`` for most carriers; a carrier that confirms delivery
+    synchronously (the sandbox) may answer ``delivered``.
+    """
+
+    carrier_message_id: str
+    status: MessageStatus = MessageStatus.SENT
+    segments: int | None = None
+    extra_ids: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a carrier supports, used to validate messages before they are queued."""
+
+    sms: bool = True
+    mms: bool = False
+    max_text_length: int = 1600
+    max_media: int = 0
+    max_media_bytes: int = 0
+    inline_media: bool = False  # accepts base64 data, not only URLs
+    number_format: NumberFormat = NumberFormat.E164
+    signature: str | None = None  # e.g. "twilio-hmac-sha1"
+    delivery_receipts: bool = False
+    regions: tuple[str, ...] = ()  # ISO regions a carrier sends to; empty: any
+
+
+class ProviderConfig(BaseModel):
+    """Base of every provider's config schema; secrets are ``SecretStr`` fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+
+
+ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
+
+
+class Provider(ABC, Generic[ConfigT]):
+    """One carrier. Subclasses set ``key``, ``name``, ``Config`` and ``capabilities``."""
+
+    key: ClassVar[str]
+    name: ClassVar[str]
+    Config: ClassVar[type[ProviderConfig]]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, config: ConfigT) -> None:
+        self.config = config
+
+    @abstractmethod
+    async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
+        """Send one message; raise ``ProviderError(retryable=...)`` when the carrier refuses."""
+
+    @abstractmethod
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        """Turn the carrier's inbound webhook into messages; raise ``MalformedWebhook`` if unreadable."""
+
+    def verify(self, request: WebhookRequest) -> None:  # noqa: B027 - most carriers do not sign
+        """Check the carrier's signature; raise ``WebhookRejected`` if it does not hold."""
+
+    def inbound_reply(self, messages: Sequence[InboundMessage]) -> Reply:
+        """What the carrier expects back after an inbound webhook was stored."""
+        return Reply(200, b"", "text/plain; charset=utf-8")
+
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        """Turn the carrier's delivery-status callback into status updates."""
+        raise MalformedWebhook(f"{self.key} sends no status callbacks")
+
+    def status_reply(self, updates: Sequence[StatusUpdate]) -> Reply:
+        """What the carrier expects back after a status callback was stored."""
+        return Reply(200, b"", "text/plain; charset=utf-8")
+
+    async def complete_inbound(
+        self, messages: list[InboundMessage], http: aiohttp.ClientSession
+    ) -> list[InboundMessage]:
+        """Fetch whatever the webhook left out (a text sent by id only); default: nothing."""
+        return messages
+
+    def setup_hint(self, inbound_url: str, status_url: str) -> str | None:
+        """What to paste into the carrier's portal to point it at the gateway, if anything special."""
+        return None
+
+    @property
+    def base_url(self) -> str:
+        """The carrier's API base URL, or the configured override."""
+        return (self.config.base_url or self.default_base_url).rstrip("/")
+
+    default_base_url: ClassVar[str] = ""
+
+
+def header(request: WebhookRequest, name: str) -> str | None:
+    """A request header by case-insensitive name."""
+    return request.headers.get(name.lower())
+
+
+def first(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
+    """The first value of ``name`` among form or query pairs."""
+    for key, value in pairs:
+        if key == name:
+            return value
+    return None

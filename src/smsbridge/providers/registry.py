@@ -1,0 +1,47 @@
+"""The carrier registry: provider key -> provider class, imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+
+from .base import Provider
+
+# One line per built-in carrier: "key": "module:Class".
+BUILTIN: dict[str, str] = {
+    "sandbox": "smsbridge.providers.sandbox.provider:SandboxProvider",
+    "twilio": "smsbridge.providers.twilio.provider:TwilioProvider",
+    "voipms": "smsbridge.providers.voipms.provider:VoipmsProvider",
+}
+
+ENTRY_POINT_GROUP = "smsbridge.providers"
+
+
+class UnknownProvider(LookupError):
+    """No carrier is registered under this key."""
+
+
+@cache
+def _plugins() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def provider_keys() -> list[str]:
+    """Every provider key that can be configured, sorted."""
+    return sorted({*BUILTIN, *_plugins()})
+
+
+def get_provider_class(key: str) -> type[Provider]:  # type: ignore[type-arg]
+    """The provider class registered under ``key``; raise ``UnknownProvider`` if none."""
+    target = BUILTIN.get(key) or _plugins().get(key)
+    if target is None:
+        raise UnknownProvider(f"unknown carrier {key!r}; known: {', '.join(provider_keys())}")
+    module_name, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)) or cls.key != key:
+        raise UnknownProvider(f"{target} is not a provider registered as {key!r}")
+    return cls

@@ -1,0 +1,106 @@
+"""The sandbox carrier: runs in-process, costs nothing, needs no account.
+
+Every number works. ``delay_ms`` and ``failure_rate`` make it behave like a slow
+or flaky carrier; with ``delivery_receipts`` it confirms delivery at once.
+
+Inbound webhook (what ``smsbridge sandbox receive`` posts)::
+
+    POST /v1/carriers/sandbox/<token>/inbound
+    {"id": "sbx-in-1", "from": "+15145550111", "to": "+15555550100", "text": "ARM SV",
+     "media": [{"url": "https://example.com/a.jpg", "content_type": "image/jpeg"}]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+from typing import ClassVar
+
+import aiohttp
+from pydantic import Field
+
+from ...core.errors import MalformedWebhook, ProviderError
+from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
+from ...core.phone import NumberFormat
+from ..base import Capabilities, Provider, ProviderConfig, Reply, SendResult, WebhookRequest
+
+_RECEIPT_STATUSES = {"sent": MessageStatus.SENT, "delivered": MessageStatus.DELIVERED,
+                     "failed": MessageStatus.FAILED}
+
+
+class SandboxConfig(ProviderConfig):
+    """Options of the sandbox carrier."""
+
+    delay_ms: int = Field(0, ge=0, le=60_000, description="wait this long before accepting a send")
+    failure_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of sends that fail")
+    failure_retryable: bool = Field(False, description="whether simulated failures may be retried")
+    delivery_receipts: bool = Field(True, description="confirm delivery as soon as a send is accepted")
+
+
+class SandboxProvider(Provider[SandboxConfig]):
+    """A carrier that lives inside the gateway, for trying smsbridge and for tests."""
+
+    key: ClassVar[str] = "sandbox"
+    name: ClassVar[str] = "Sandbox"
+    Config = SandboxConfig
+    capabilities = Capabilities(
+        sms=True, mms=True, max_text_length=1600, max_media=10, max_media_bytes=5_000_000,
+        inline_media=True, number_format=NumberFormat.E164, delivery_receipts=True,
+    )
+
+    def __init__(self, config: SandboxConfig) -> None:
+        super().__init__(config)
+        self._random = random.Random()
+
+    async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
+        """Accept the message after the configured delay, or fail at the configured rate."""
+        if self.config.delay_ms:
+            await asyncio.sleep(self.config.delay_ms / 1000)
+        if self.config.failure_rate and self._random.random() < self.config.failure_rate:
+            raise ProviderError(
+                "sandbox: simulated carrier failure",
+                retryable=self.config.failure_retryable,
+                code="sandbox_failure",
+            )
+        status = MessageStatus.DELIVERED if self.config.delivery_receipts else MessageStatus.SENT
+        return SendResult(carrier_message_id=f"sbx-{uuid.uuid4().hex}", status=status)
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        """Read the sandbox's JSON inbound message."""
+        data = request.json()
+        if not isinstance(data, dict):
+            raise MalformedWebhook("sandbox inbound body must be a JSON object")
+        missing = [k for k in ("from", "to") if not isinstance(data.get(k), str) or not data[k]]
+        if missing:
+            raise MalformedWebhook(f"sandbox inbound is missing {', '.join(missing)}")
+        text = data.get("text", "")
+        if not isinstance(text, str):
+            raise MalformedWebhook("sandbox inbound 'text' must be a string")
+        media_in = data.get("media") or []
+        if not isinstance(media_in, list):
+            raise MalformedWebhook("sandbox inbound 'media' must be a list")
+        media: list[Media] = []
+        for item in media_in:
+            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                raise MalformedWebhook("each sandbox media item needs a 'url'")
+            media.append(Media(content_type=str(item.get("content_type") or
+                                                 "application/octet-stream"), url=item["url"]))
+        carrier_id = data.get("id") or f"sbx-in-{uuid.uuid4().hex}"
+        return [InboundMessage(str(carrier_id), data["from"], data["to"], text, tuple(media))]
+
+    def inbound_reply(self, messages: Sequence[InboundMessage]) -> Reply:
+        """Answer with the ids stored, as JSON."""
+        ids = ",".join(f'"{m.carrier_message_id}"' for m in messages)
+        return Reply(200, f'{{"accepted": [{ids}]}}'.encode(), "application/json")
+
+    def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
+        """Read a sandbox receipt: {"id": carrier id, "status": sent|delivered|failed}."""
+        data = request.json()
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise MalformedWebhook("sandbox status needs an 'id'")
+        status = _RECEIPT_STATUSES.get(str(data.get("status")))
+        if status is None:
+            raise MalformedWebhook(f"sandbox status must be one of {', '.join(_RECEIPT_STATUSES)}")
+        return [StatusUpdate(data["id"], status, data.get("error_code"), data.get("error_reason"))]

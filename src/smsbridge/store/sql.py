@@ -1,0 +1,634 @@
+"""The SQLAlchemy Core store for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from ..core.messages import (
+    STATUS_RANK,
+    Direction,
+    Media,
+    Message,
+    MessageStatus,
+    StatusUpdate,
+)
+from .base import (
+    ApiKeyRecord,
+    DeliveryDraft,
+    DeliveryRecord,
+    EventsFor,
+    MessageFilter,
+    MessagePage,
+    Store,
+)
+from .schema import api_keys, carrier_tokens, deliveries, messages
+from .writer import GroupCommitWriter
+
+
+def new_id(prefix: str) -> str:
+    """A random public id such as ``msg_3f2a...``."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _media_to_json(media: Sequence[Media]) -> str:
+    return json.dumps(
+        [
+            {k: v for k, v in (("content_type", m.content_type), ("url", m.url),
+                               ("data_base64", m.data_base64), ("size", m.size)) if v is not None}
+            for m in media
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _media_from_json(raw: str) -> tuple[Media, ...]:
+    return tuple(Media(**item) for item in json.loads(raw or "[]"))
+
+
+def _row_to_message(row: Any) -> Message:
+    from datetime import UTC, datetime
+
+    m = row._mapping
+    return Message(
+        id=m["id"],
+        direction=Direction(m["direction"]),
+        connection=m["connection"],
+        carrier=m["carrier"],
+        from_number=m["from_number"],
+        to_number=m["to_number"],
+        text=m["text"],
+        status=MessageStatus(m["status"]),
+        media=_media_from_json(m["media"]),
+        segments=m["segments"],
+        encoding=m["encoding"],
+        carrier_message_id=m["carrier_message_id"],
+        error_code=m["error_code"],
+        error_reason=m["error_reason"],
+        attempts=m["attempts"],
+        created_at=datetime.fromtimestamp(m["created_at"], UTC),
+        updated_at=datetime.fromtimestamp(m["updated_at"], UTC),
+    )
+
+
+def _message_values(msg: Message, now: float) -> dict[str, Any]:
+    return {
+        "id": msg.id,
+        "direction": msg.direction.value,
+        "connection": msg.connection,
+        "carrier": msg.carrier,
+        "from_number": msg.from_number,
+        "to_number": msg.to_number,
+        "text": msg.text,
+        "media": _media_to_json(msg.media),
+        "status": msg.status.value,
+        "segments": msg.segments,
+        "encoding": msg.encoding,
+        "carrier_message_id": msg.carrier_message_id,
+        "attempts": msg.attempts,
+        "created_at": msg.created_at.timestamp(),
+        "updated_at": now,
+    }
+
+
+def _row_to_delivery(row: Any) -> DeliveryRecord:
+    m = row._mapping
+    return DeliveryRecord(
+        id=m["id"], url=m["url"], event_type=m["event_type"], message_id=m["message_id"],
+        payload=m["payload"], status=m["status"], attempts=m["attempts"],
+        next_attempt_at=m["next_attempt_at"], last_error=m["last_error"],
+        created_at=m["created_at"], updated_at=m["updated_at"],
+    )
+
+
+def _row_to_key(row: Any) -> ApiKeyRecord:
+    m = row._mapping
+    return ApiKeyRecord(m["id"], m["name"], m["prefix"], m["created_at"], m["revoked_at"])
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("cursor is not one this server gave out") from exc
+
+
+def create_db_engine(database_url: str) -> Engine:
+    """An engine for ``sqlite:///path`` or ``postgresql://...``, tuned for the gateway."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8, max_overflow=8,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers run beside the single writer; FULL survives power loss.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if url.get_backend_name() == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
+
+
+class SqlStore(Store):
+    """SQLite or PostgreSQL through SQLAlchemy Core; writes go through one group-commit thread."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.engine = create_db_engine(database_url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._writer: GroupCommitWriter | None = None
+
+    # --- lifecycle
+    async def start(self) -> None:
+        """Start the writer thread."""
+        if self._writer is None:
+            self._writer = GroupCommitWriter(self.engine)
+
+    async def close(self) -> None:
+        """Drain the writer and dispose of the pool."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.close)
+        await asyncio.to_thread(self.engine.dispose)
+
+    async def ping(self) -> None:
+        """Run a trivial query."""
+        await self._read(lambda c: c.execute(text("SELECT 1")).scalar_one())
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (blocking)."""
+        from .migrate import upgrade
+
+        upgrade(self.engine)
+
+    async def _write(self, op: Callable[[Connection], Any]) -> Any:
+        if self._writer is None:
+            await self.start()
+        assert self._writer is not None
+        return await self._writer.submit(op)
+
+    async def _read(self, op: Callable[[Connection], Any]) -> Any:
+        def run() -> Any:
+            with self.engine.connect() as conn:
+                return op(conn)
+
+        return await asyncio.to_thread(run)
+
+    # --- helpers run inside a transaction
+    @staticmethod
+    def _add_events(conn: Connection, drafts: Sequence[DeliveryDraft], now: float) -> None:
+        if not drafts:
+            return
+        conn.execute(
+            insert(deliveries),
+            [
+                {
+                    "id": new_id("evt"), "url": d.url, "event_type": d.event_type,
+                    "message_id": d.message_id, "payload": d.payload, "status": "pending",
+                    "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
+                }
+                for d in drafts
+            ],
+        )
+
+    @staticmethod
+    def _fetch(conn: Connection, message_id: str) -> Message | None:
+        row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
+        return _row_to_message(row) if row else None
+
+    # --- messages
+    async def queue_outbound(
+        self, message: Message, idempotency_key: str | None, events_for: EventsFor
+    ) -> tuple[Message, bool]:
+        """Insert a queued message, or return the one stored under the same idempotency key."""
+
+        def op(conn: Connection) -> tuple[Message, bool]:
+            now = time.time()
+            if idempotency_key is not None:
+                row = conn.execute(
+                    select(messages).where(messages.c.idempotency_key == idempotency_key)
+                ).first()
+                if row is not None:
+                    return _row_to_message(row), False
+            values = _message_values(message, now)
+            values.update(idempotency_key=idempotency_key, next_attempt_at=now)
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(messages).values(values))
+            except IntegrityError:
+                # A concurrent request with the same key won the race: answer with its message.
+                row = conn.execute(
+                    select(messages).where(messages.c.idempotency_key == idempotency_key)
+                ).first()
+                if row is None:
+                    raise
+                return _row_to_message(row), False
+            self._add_events(conn, events_for("message.queued", message), now)
+            return message, True
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def record_inbound(
+        self, batch: Sequence[Message], events_for: EventsFor
+    ) -> list[tuple[Message, bool]]:
+        """Insert inbound messages once each; duplicates come back with False."""
+
+        def op(conn: Connection) -> list[tuple[Message, bool]]:
+            now = time.time()
+            out: list[tuple[Message, bool]] = []
+            for msg in batch:
+                key = f"{msg.connection}:{msg.carrier_message_id}"
+                existing = conn.execute(
+                    select(messages).where(messages.c.inbound_key == key)
+                ).first()
+                if existing is not None:
+                    out.append((_row_to_message(existing), False))
+                    continue
+                values = _message_values(msg, now)
+                values["inbound_key"] = key
+                conn.execute(insert(messages).values(values))
+                self._add_events(conn, events_for("message.received", msg), now)
+                out.append((msg, True))
+            return out
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def claim_outbound(self, owner: str, limit: int, lease_seconds: float) -> list[Message]:
+        """Lease due queued messages, and sending ones whose lease ran out (a crashed worker)."""
+
+        def op(conn: Connection) -> list[Message]:
+            now = time.time()
+            due = or_(
+                and_(messages.c.status == MessageStatus.QUEUED.value,
+                     messages.c.next_attempt_at <= now),
+                and_(messages.c.status == MessageStatus.SENDING.value,
+                     messages.c.lease_until < now),
+            )
+            # Two indexed probes, not one OR, so the outbox index serves both halves.
+            picked = (
+                select(messages.c.seq)
+                .where(due)
+                .order_by(messages.c.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            seqs = [r[0] for r in conn.execute(picked)]
+            if not seqs:
+                return []
+            rows = conn.execute(
+                update(messages)
+                .where(messages.c.seq.in_(seqs))
+                .values(
+                    status=MessageStatus.SENDING.value,
+                    lease_owner=owner,
+                    lease_until=now + lease_seconds,
+                    attempts=messages.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*messages.c)
+            ).fetchall()
+            return [_row_to_message(r) for r in rows]
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def mark_sent(
+        self,
+        message_id: str,
+        carrier_message_id: str,
+        status: MessageStatus,
+        segments: int | None,
+        events_for: EventsFor,
+    ) -> Message | None:
+        """Record the carrier's acceptance (and, for synchronous carriers, delivery)."""
+
+        def op(conn: Connection) -> Message | None:
+            now = time.time()
+            values: dict[str, Any] = {
+                "status": MessageStatus.SENT.value, "carrier_message_id": carrier_message_id,
+                "lease_owner": None, "lease_until": None, "next_attempt_at": None,
+                "error_code": None, "error_reason": None, "updated_at": now,
+            }
+            if segments:
+                values["segments"] = segments
+            # A receipt may already have moved it past sent; never move it back.
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id,
+                       messages.c.status.in_([MessageStatus.QUEUED.value,
+                                              MessageStatus.SENDING.value]))
+                .values(values)
+            )
+            msg = self._fetch(conn, message_id)
+            if msg is None:
+                return None
+            self._add_events(conn, events_for("message.status", msg), now)
+            if status is MessageStatus.DELIVERED and msg.status is MessageStatus.SENT:
+                conn.execute(update(messages).where(messages.c.id == message_id)
+                             .values(status=MessageStatus.DELIVERED.value, updated_at=now))
+                msg = self._fetch(conn, message_id)
+                assert msg is not None
+                self._add_events(conn, events_for("message.status", msg), now)
+            return msg
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def mark_retry(
+        self, message_id: str, next_attempt_at: float, error_code: str | None, reason: str
+    ) -> Message | None:
+        """Queue the message again for ``next_attempt_at``."""
+
+        def op(conn: Connection) -> Message | None:
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id,
+                       messages.c.status == MessageStatus.SENDING.value)
+                .values(status=MessageStatus.QUEUED.value, next_attempt_at=next_attempt_at,
+                        lease_owner=None, lease_until=None, error_code=error_code,
+                        error_reason=reason, updated_at=time.time())
+            )
+            return self._fetch(conn, message_id)
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def mark_failed(
+        self, message_id: str, error_code: str | None, reason: str, events_for: EventsFor
+    ) -> Message | None:
+        """Fail the message for good, with the carrier's reason."""
+
+        def op(conn: Connection) -> Message | None:
+            now = time.time()
+            result = conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id,
+                       messages.c.status.in_([MessageStatus.QUEUED.value,
+                                              MessageStatus.SENDING.value]))
+                .values(status=MessageStatus.FAILED.value, next_attempt_at=None,
+                        lease_owner=None, lease_until=None, error_code=error_code,
+                        error_reason=reason, updated_at=now)
+            )
+            msg = self._fetch(conn, message_id)
+            if msg is not None and result.rowcount:
+                self._add_events(conn, events_for("message.status", msg), now)
+            return msg
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def apply_status(
+        self, connection: str, updates: Sequence[StatusUpdate], events_for: EventsFor
+    ) -> list[Message]:
+        """Apply receipts in rank order; a late 'sent' after 'delivered' changes nothing."""
+
+        def op(conn: Connection) -> list[Message]:
+            now = time.time()
+            changed: list[Message] = []
+            for upd in updates:
+                row = conn.execute(
+                    select(messages).where(
+                        messages.c.connection == connection,
+                        messages.c.carrier_message_id == upd.carrier_message_id,
+                        messages.c.direction == Direction.OUTBOUND.value,
+                    )
+                ).first()
+                if row is None:
+                    continue
+                current = MessageStatus(row._mapping["status"])
+                if STATUS_RANK[upd.status] <= STATUS_RANK[current] or current.is_final:
+                    continue
+                values: dict[str, Any] = {"status": upd.status.value, "updated_at": now}
+                if upd.status is MessageStatus.FAILED:
+                    values.update(error_code=upd.error_code, error_reason=upd.error_reason)
+                conn.execute(update(messages).where(messages.c.seq == row._mapping["seq"])
+                             .values(values))
+                msg = self._fetch(conn, row._mapping["id"])
+                assert msg is not None
+                self._add_events(conn, events_for("message.status", msg), now)
+                changed.append(msg)
+            return changed
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def get_message(self, message_id: str) -> Message | None:
+        """One message by id."""
+        return await self._read(lambda c: self._fetch(c, message_id))  # type: ignore[no-any-return]
+
+    async def list_messages(
+        self, filter: MessageFilter, limit: int, cursor: str | None
+    ) -> MessagePage:
+        """Messages newest first, ``limit`` at a time."""
+        query = select(messages).order_by(messages.c.seq.desc()).limit(limit + 1)
+        if filter.number:
+            query = query.where(or_(messages.c.from_number == filter.number,
+                                    messages.c.to_number == filter.number))
+        if filter.direction:
+            query = query.where(messages.c.direction == filter.direction.value)
+        if filter.status:
+            query = query.where(messages.c.status == filter.status.value)
+        if filter.connection:
+            query = query.where(messages.c.connection == filter.connection)
+        if cursor:
+            query = query.where(messages.c.seq < _decode_cursor(cursor))
+
+        def run(conn: Connection) -> MessagePage:
+            rows = conn.execute(query).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            nxt = _encode_cursor(rows[-1]._mapping["seq"]) if more and rows else None
+            return MessagePage([_row_to_message(r) for r in rows], nxt)
+
+        return await self._read(run)  # type: ignore[no-any-return]
+
+    # --- deliveries
+    async def claim_deliveries(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[DeliveryRecord]:
+        """Lease due pending deliveries (and ones whose lease ran out)."""
+
+        def op(conn: Connection) -> list[DeliveryRecord]:
+            now = time.time()
+            picked = (
+                select(deliveries.c.seq)
+                .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now,
+                       or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now))
+                .order_by(deliveries.c.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            seqs = [r[0] for r in conn.execute(picked)]
+            if not seqs:
+                return []
+            rows = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.seq.in_(seqs))
+                .values(lease_owner=owner, lease_until=now + lease_seconds,
+                        attempts=deliveries.c.attempts + 1, updated_at=now)
+                .returning(*deliveries.c)
+            ).fetchall()
+            return [_row_to_delivery(r) for r in rows]
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def finish_delivery(
+        self, delivery_id: str, *, ok: bool, error: str | None, next_attempt_at: float | None
+    ) -> None:
+        """Record one attempt's outcome."""
+        if ok:
+            status = "delivered"
+        elif next_attempt_at is not None:
+            status = "pending"
+        else:
+            status = "failed"
+
+        def op(conn: Connection) -> None:
+            conn.execute(
+                update(deliveries).where(deliveries.c.id == delivery_id).values(
+                    status=status, last_error=error, next_attempt_at=next_attempt_at,
+                    lease_owner=None, lease_until=None, updated_at=time.time())
+            )
+
+        await self._write(op)
+
+    async def list_deliveries(
+        self, message_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        """Deliveries newest first."""
+        query = select(deliveries).order_by(deliveries.c.seq.desc()).limit(limit)
+        if message_id:
+            query = query.where(deliveries.c.message_id == message_id)
+        if status:
+            query = query.where(deliveries.c.status == status)
+        return await self._read(  # type: ignore[no-any-return]
+            lambda c: [_row_to_delivery(r) for r in c.execute(query)])
+
+    # --- API keys
+    async def create_api_key(self, name: str, prefix: str, key_hash: str) -> ApiKeyRecord:
+        """Store a key's hash under a new id."""
+        record = ApiKeyRecord(new_id("key"), name, prefix, time.time(), None)
+
+        def op(conn: Connection) -> ApiKeyRecord:
+            conn.execute(insert(api_keys).values(
+                id=record.id, name=name, prefix=prefix, key_hash=key_hash,
+                created_at=record.created_at))
+            return record
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The unrevoked key with this hash."""
+
+        def run(conn: Connection) -> ApiKeyRecord | None:
+            row = conn.execute(select(api_keys).where(
+                api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))).first()
+            return _row_to_key(row) if row else None
+
+        return await self._read(run)  # type: ignore[no-any-return]
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key."""
+        return await self._read(  # type: ignore[no-any-return]
+            lambda c: [_row_to_key(r) for r in c.execute(
+                select(api_keys).order_by(api_keys.c.created_at))])
+
+    async def count_api_keys(self) -> int:
+        """How many keys are live."""
+        return await self._read(  # type: ignore[no-any-return]
+            lambda c: c.execute(select(func.count()).select_from(api_keys)
+                                .where(api_keys.c.revoked_at.is_(None))).scalar_one())
+
+    async def revoke_api_key(self, key_id_or_name: str) -> int:
+        """Revoke by id or by name."""
+
+        def op(conn: Connection) -> int:
+            result = conn.execute(
+                update(api_keys)
+                .where(or_(api_keys.c.id == key_id_or_name, api_keys.c.name == key_id_or_name),
+                       api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=time.time()))
+            return int(result.rowcount or 0)
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    # --- carrier tokens
+    async def ensure_tokens(
+        self, connections: Sequence[str], make_token: Callable[[], str]
+    ) -> dict[str, str]:
+        """Each connection's token, created once and kept."""
+
+        def op(conn: Connection) -> dict[str, str]:
+            found = {r[0]: r[1] for r in conn.execute(
+                select(carrier_tokens.c.connection, carrier_tokens.c.token))}
+            for name in connections:
+                if name not in found:
+                    token = make_token()
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(insert(carrier_tokens).values(
+                                connection=name, token=token, created_at=time.time()))
+                        found[name] = token
+                    except IntegrityError:
+                        # Another process created it first: keep theirs.
+                        found[name] = conn.execute(
+                            select(carrier_tokens.c.token)
+                            .where(carrier_tokens.c.connection == name)).scalar_one()
+            return {name: found[name] for name in connections}
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def rotate_token(self, connection: str, token: str) -> None:
+        """Replace (or create) a connection's token."""
+
+        def op(conn: Connection) -> None:
+            result = conn.execute(update(carrier_tokens)
+                                  .where(carrier_tokens.c.connection == connection)
+                                  .values(token=token, created_at=time.time()))
+            if not result.rowcount:
+                conn.execute(insert(carrier_tokens).values(
+                    connection=connection, token=token, created_at=time.time()))
+
+        await self._write(op)
+
+
+def open_store(database_url: str, *, migrate: bool = True) -> SqlStore:
+    """A store for ``database_url``, migrated to the newest schema unless told not to."""
+    store = SqlStore(database_url)
+    if migrate:
+        store.migrate()
+    return store

@@ -1,0 +1,488 @@
+"""A fake Twilio: the Messages API on 127.0.0.1, and Twilio's signed webhooks fired at a gateway.
+
+It is an independent model of the carrier, written from /work/shared/providers/twilio.md,
+and does not import smsbridge's Twilio provider (so the two cannot share a mistake).
+
+    fake = FakeTwilio()
+    server = start_server(fake.app)            # base_url for the provider: server.url
+    fake.opted_out.add("+15145550199")         # sends to it fail with 21610
+    fake.fail_next(20429, 429, retry_after=5)  # the next send is rate-limited
+    await fake.fire_inbound(gateway_inbound_url, from_="+15145550111", to="+15145550100", body="hi")
+    await fake.deliver_all()                   # "sent" + "delivered" callbacks for every send
+
+Run on its own: ``python -m smsbridge.testing.fake_twilio --port 9002``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp
+import phonenumbers
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..core.segments import count_segments
+
+API_VERSION = "2010-04-01"
+DEFAULT_ACCOUNT_SID = "AC" + "5ca1ab1e" * 4
+DEFAULT_AUTH_TOKEN = "fa4e70ce" * 4
+MAX_BODY = 1600
+MAX_MEDIA = 10
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
+
+# Messages of the Messages API's errors, as its JSON bodies carry them.
+ERROR_MESSAGES: dict[int, str] = {
+    20003: "Authenticate",
+    20404: "The requested resource was not found",
+    20429: "Too Many Requests",
+    20500: "An internal server error has occurred",
+    21211: "The 'To' number {to} is not a valid phone number.",
+    21212: "The 'From' number {from_} is not a valid phone number, shortcode, or alphanumeric"
+           " sender ID.",
+    21408: "Permission to send an SMS has not been enabled for the region indicated by the"
+           " 'To' number: {to}.",
+    21602: "Message body is required.",
+    21603: "A 'From' or 'MessagingServiceSid' parameter is required to send a message.",
+    21604: "A 'To' phone number is required.",
+    21606: "The 'From' phone number provided ({from_}) is not a valid message-capable Twilio"
+           " phone number for this destination/account.",
+    21608: "The number {to} is unverified. Trial accounts may only send messages to verified"
+           " numbers.",
+    21609: "Invalid StatusCallback url.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone"
+           " number: {from_} via SMS.",
+    21614: "'To' number {to} is not a valid mobile number",
+    21617: "The concatenated message body exceeds the 1600 character limit.",
+    21620: "Invalid media URL(s).",
+    21623: "Number of media files exceeds allowed limit.",
+}
+
+
+def twilio_signature(token: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
+    """X-Twilio-Signature as Twilio computes it: HMAC-SHA1(url + sorted name+value), base64."""
+    data = url + "".join(name + value for name, value in sorted(set(params)))
+    mac = hmac.new(token.encode(), data.encode(), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode()
+
+
+def _new_sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+def _now_rfc2822() -> str:
+    return format_datetime(datetime.now(UTC).replace(microsecond=0))
+
+
+def _error(code: int, http_status: int, **values: str) -> JSONResponse:
+    """The Messages API's JSON error body."""
+    message = ERROR_MESSAGES.get(code, f"Error {code}").format(**({"to": "", "from_": ""} | values))
+    return JSONResponse(
+        {"code": code, "message": message,
+         "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": http_status},
+        status_code=http_status,
+    )
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake API received."""
+
+    method: str
+    path: str
+    form: list[tuple[str, str]]
+    auth_ok: bool
+
+    def get(self, name: str) -> str | None:
+        """The first form value of ``name``."""
+        return next((v for k, v in self.form if k == name), None)
+
+    def get_all(self, name: str) -> list[str]:
+        """Every form value of ``name``, in order."""
+        return [v for k, v in self.form if k == name]
+
+
+@dataclass
+class SentMessage:
+    """A message the fake accepted, with the Message resource it answered."""
+
+    sid: str
+    to: str
+    from_: str | None
+    messaging_service_sid: str | None
+    body: str
+    media_urls: list[str]
+    status_callback: str | None
+    resource: dict[str, Any]
+
+
+@dataclass
+class _Failure:
+    code: int
+    http_status: int
+    retry_after: float | None
+    raw_body: str | None
+    remaining: int = field(default=1)
+
+
+class FakeTwilio:
+    """An in-memory Twilio account speaking the real Messages API and webhook formats."""
+
+    def __init__(
+        self,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        *,
+        opted_out: Iterable[str] = (),
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.opted_out: set[str] = set(opted_out)
+        self.delay_seconds = 0.0
+        self.requests: list[RecordedRequest] = []
+        self.messages: list[SentMessage] = []
+        self._failures: deque[_Failure] = deque()
+        self._lock = threading.Lock()
+        base = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages"
+        self.app = Starlette(routes=[
+            Route(base + ".json", self._create_message, methods=["POST"]),
+            Route(base + "/{message_sid}.json", self._fetch_message, methods=["GET"]),
+        ])
+
+    # --- knobs -------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        code: int,
+        http_status: int,
+        times: int = 1,
+        retry_after: float | None = None,
+        *,
+        raw_body: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` sends with this error (``raw_body``: a non-JSON body)."""
+        with self._lock:
+            self._failures.append(_Failure(code, http_status, retry_after, raw_body, times))
+
+    def reset(self) -> None:
+        """Forget requests, messages, failures, opt-outs and delays."""
+        with self._lock:
+            self.requests.clear()
+            self.messages.clear()
+            self._failures.clear()
+            self.opted_out.clear()
+            self.delay_seconds = 0.0
+
+    def message(self, sid: str) -> SentMessage | None:
+        """The accepted message with this sid, if any."""
+        return next((m for m in self.messages if m.sid == sid), None)
+
+    # --- the Messages API ----------------------------------------------------------------
+
+    def _auth_ok(self, request: Request) -> bool:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return hmac.compare_digest(user, self.account_sid) and hmac.compare_digest(
+            password, self.auth_token
+        )
+
+    async def _record(self, request: Request) -> RecordedRequest:
+        form: list[tuple[str, str]] = []
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            form = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        recorded = RecordedRequest(request.method, request.url.path, form, self._auth_ok(request))
+        with self._lock:
+            self.requests.append(recorded)
+        return recorded
+
+    def _take_failure(self) -> _Failure | None:
+        with self._lock:
+            if not self._failures:
+                return None
+            failure = self._failures[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                self._failures.popleft()
+            return failure
+
+    async def _create_message(self, request: Request) -> Response:
+        recorded = await self._record(request)
+        if not recorded.auth_ok:
+            return _error(20003, 401)
+        if request.path_params["account_sid"] != self.account_sid:
+            return _error(20404, 404)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        failure = self._take_failure()
+        if failure is not None:
+            headers = {} if failure.retry_after is None else {
+                "Retry-After": f"{failure.retry_after:g}"}
+            if failure.raw_body is not None:
+                return Response(failure.raw_body, failure.http_status, headers,
+                                media_type="text/html")
+            response = _error(failure.code, failure.http_status)
+            response.headers.update(headers)
+            return response
+        return self._accept(recorded)
+
+    def _accept(self, recorded: RecordedRequest) -> Response:
+        """Validate a send the way the Messages API does, and store it."""
+        to = recorded.get("To") or ""
+        from_ = recorded.get("From") or ""
+        service = recorded.get("MessagingServiceSid") or ""
+        body = recorded.get("Body") or ""
+        media_urls = recorded.get_all("MediaUrl")
+        callback = recorded.get("StatusCallback")
+        if not to:
+            return _error(21604, 400)
+        if not _E164.fullmatch(to):
+            return _error(21211, 400, to=to)
+        if not from_ and not service:
+            return _error(21603, 400)
+        if from_ and not _E164.fullmatch(from_):
+            return _error(21212, 400, from_=from_)
+        if not body and not media_urls:
+            return _error(21602, 400)
+        if len(body) > MAX_BODY:
+            return _error(21617, 400)
+        if len(media_urls) > MAX_MEDIA:
+            return _error(21623, 400)
+        if any(not u.startswith(("http://", "https://")) for u in media_urls):
+            return _error(21620, 400)
+        if callback is not None and not callback.startswith(("http://", "https://")):
+            return _error(21609, 400)
+        if to in self.opted_out:
+            return _error(21610, 400)
+        sid = _new_sid("MM" if media_urls else "SM")
+        resource = self._resource(sid, to, from_ or None, service or None, body, len(media_urls))
+        with self._lock:
+            self.messages.append(SentMessage(sid, to, from_ or None, service or None, body,
+                                             media_urls, callback, resource))
+        return JSONResponse(resource, status_code=201)
+
+    def _resource(self, sid: str, to: str, from_: str | None, service: str | None, body: str,
+                  num_media: int) -> dict[str, Any]:
+        """A Message resource as the API returns it (field names from twilio.md §2)."""
+        now = _now_rfc2822()
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        # Through a Messaging Service the sender is picked later: no From, 0 segments yet.
+        segments = 0 if service else (count_segments(body).segments if body else 1)
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": from_,
+            "messaging_service_sid": service,
+            "num_media": str(num_media),
+            "num_segments": str(segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "accepted" if service else "queued",
+            "subresource_uris": {"media": f"{uri}/Media.json", "feedback": f"{uri}/Feedback.json"},
+            "to": to,
+            "uri": f"{uri}.json",
+        }
+
+    async def _fetch_message(self, request: Request) -> Response:
+        recorded = await self._record(request)
+        if not recorded.auth_ok:
+            return _error(20003, 401)
+        found = self.message(request.path_params["message_sid"])
+        if request.path_params["account_sid"] != self.account_sid or found is None:
+            return _error(20404, 404)
+        return JSONResponse(found.resource)
+
+    # --- webhooks fired at the gateway ---------------------------------------------------
+
+    def inbound_params(
+        self,
+        *,
+        from_: str,
+        to: str,
+        body: str,
+        media: Sequence[tuple[str, str]] = (),
+        message_sid: str | None = None,
+        messaging_service_sid: str | None = None,
+    ) -> list[tuple[str, str]]:
+        """The fields of an inbound-message webhook, in the order Twilio tends to send them."""
+        sid = message_sid or _new_sid("MM" if media else "SM")
+        params = [
+            ("ToCountry", _region(to)), ("ToState", ""), ("SmsMessageSid", sid),
+            ("NumMedia", str(len(media))), ("ToCity", ""), ("FromZip", ""), ("SmsSid", sid),
+            ("FromState", ""), ("SmsStatus", "received"), ("FromCity", ""), ("Body", body),
+            ("FromCountry", _region(from_)), ("To", to),
+        ]
+        if messaging_service_sid:
+            params.append(("MessagingServiceSid", messaging_service_sid))
+        params += [
+            ("ToZip", ""), ("NumSegments", str(count_segments(body).segments if body else 1)),
+            ("MessageSid", sid), ("AccountSid", self.account_sid), ("From", from_),
+        ]
+        for index, (url, content_type) in enumerate(media):
+            params += [(f"MediaContentType{index}", content_type), (f"MediaUrl{index}", url)]
+        params.append(("ApiVersion", API_VERSION))
+        return params
+
+    async def fire_inbound(
+        self,
+        url: str,
+        *,
+        from_: str,
+        to: str,
+        body: str = "",
+        media: Sequence[tuple[str, str]] = (),
+        message_sid: str | None = None,
+        extra: dict[str, str] | None = None,
+        signature_url: str | None = None,
+        bad_signature: bool = False,
+        method: str = "POST",
+        messaging_service_sid: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send an inbound-message webhook to ``url``, signed over ``signature_url`` or ``url``."""
+        params = self.inbound_params(from_=from_, to=to, body=body, media=media,
+                                     message_sid=message_sid,
+                                     messaging_service_sid=messaging_service_sid)
+        params += list((extra or {}).items())
+        return await self._fire(url, params, signature_url, bad_signature, method)
+
+    async def fire_status(
+        self,
+        callback_url: str,
+        sid: str,
+        status: str,
+        error_code: str | int | None = None,
+        *,
+        signature_url: str | None = None,
+        bad_signature: bool = False,
+        extra: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send a status callback for message ``sid`` and record the status on it."""
+        sent = self.message(sid)
+        params = [("SmsSid", sid), ("SmsStatus", status), ("MessageStatus", status)]
+        if sent is not None:
+            params.append(("To", sent.to))
+            if sent.messaging_service_sid:
+                params.append(("MessagingServiceSid", sent.messaging_service_sid))
+        params += [("MessageSid", sid), ("AccountSid", self.account_sid)]
+        if sent is not None and sent.from_:
+            params.append(("From", sent.from_))
+        params.append(("ApiVersion", API_VERSION))
+        if error_code is not None:
+            params.append(("ErrorCode", str(error_code)))
+        if status == "delivered":
+            # Carrier DLR timestamp, YYMMDDhhmm (twilio.md §4).
+            params.append(("RawDlrDoneDate", datetime.now(UTC).strftime("%y%m%d%H%M")))
+        params += list((extra or {}).items())
+        if sent is not None:
+            with self._lock:
+                sent.resource["status"] = status
+                sent.resource["date_updated"] = _now_rfc2822()
+                if error_code is not None:
+                    sent.resource["error_code"] = int(error_code)
+        return await self._fire(callback_url, params, signature_url, bad_signature, "POST")
+
+    async def deliver_all(
+        self, statuses: Sequence[str] = ("sent", "delivered")
+    ) -> list[tuple[int, dict[str, str], bytes]]:
+        """Fire ``statuses`` in order for every accepted message that had a StatusCallback."""
+        results = []
+        for sent in list(self.messages):
+            if sent.status_callback:
+                for status in statuses:
+                    results.append(await self.fire_status(sent.status_callback, sent.sid, status))
+        return results
+
+    async def _fire(
+        self,
+        url: str,
+        params: list[tuple[str, str]],
+        signature_url: str | None,
+        bad_signature: bool,
+        method: str,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send a signed webhook the way Twilio does: form POST, or GET with a query."""
+        headers = {"User-Agent": "TwilioProxy/1.1"}
+        if method.upper() == "GET":
+            query = urlencode(params)
+            url = f"{url}{'&' if '?' in url else '?'}{query}"
+            signed_url = (
+                f"{signature_url}{'&' if '?' in signature_url else '?'}{query}"
+                if signature_url else url
+            )
+            signature = twilio_signature(self.auth_token, signed_url)
+            data = None
+        else:
+            signature = twilio_signature(self.auth_token, signature_url or url, params)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            data = urlencode(params)
+        if bad_signature:
+            signature = ("B" if signature[0] == "A" else "A") + signature[1:]
+        headers["X-Twilio-Signature"] = signature
+        async with aiohttp.ClientSession() as session, session.request(
+            method.upper(), url, data=data, headers=headers,
+            timeout=aiohttp.ClientTimeout(total=15),
+        ) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
+
+def _region(number: str) -> str:
+    """The ISO country of an E.164 number, or "" (Twilio sends empty geo fields when unknown)."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or ""
+    except phonenumbers.NumberParseException:
+        return ""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve a fake Twilio account with uvicorn."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="A fake Twilio Messages API for smsbridge")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9002)
+    parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
+    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
+    args = parser.parse_args(argv)
+    if not _SID.fullmatch(args.account_sid) or not args.account_sid.startswith("AC"):
+        parser.error("--account-sid must be AC followed by 32 lower-case hex digits")
+    fake = FakeTwilio(args.account_sid, args.auth_token)
+    print(f"fake Twilio on http://{args.host}:{args.port} (account {fake.account_sid})",
+          file=sys.stderr)
+    uvicorn.run(fake.app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
