@@ -68,7 +68,7 @@ Auth = Annotated[ApiKeyRecord, Depends(api_key)]
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    """Build the gateway's ASGI app around ``runtime`` (started and stopped by the app's lifespan)."""
+    """Build the ASGI app around ``runtime``, which the app's lifespan starts and stops."""
     settings = runtime.settings
     base_url = settings.server.base_url
 
@@ -260,5 +260,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.router.add_route("/v1/carriers/{connection}/{token}/status", status_endpoint,
                          methods=["GET", "POST"], include_in_schema=False)
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes,
+                       webhook_max_bytes=settings.server.max_webhook_bytes)
     return app

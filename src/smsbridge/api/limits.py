@@ -12,30 +12,34 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Answers 413 when Content-Length (or the streamed body) exceeds ``max_bytes``."""
+    """Answers 413 when Content-Length (or the streamed body) exceeds the limit for its path."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, *, webhook_max_bytes: int,
+                 webhook_prefix: str = "/v1/carriers/") -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.api_max_bytes = max_bytes
+        self.webhook_max_bytes = webhook_max_bytes
+        self.webhook_prefix = webhook_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (self.webhook_max_bytes if scope["path"].startswith(self.webhook_prefix)
+                 else self.api_max_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     length = -1
-                if length > self.max_bytes or length < 0:
-                    await self._reject(scope, receive, send)
+                if length > limit or length < 0:
+                    await self._reject(scope, receive, send, limit)
                     return
                 await self.app(scope, receive, send)
                 return
         # No Content-Length (chunked): count as it streams.
         seen = 0
-        limit = self.max_bytes
 
         async def counted() -> Message:
             nonlocal seen
@@ -49,9 +53,9 @@ class BodySizeLimit:
         try:
             await self.app(scope, counted, send)
         except BodyTooLarge:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, limit)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem(413, "body-too-large", "Request body too large",
-                           f"the body is over the limit of {self.max_bytes} bytes")
+                           f"the body is over the limit of {limit} bytes")
         await response(scope, receive, send)

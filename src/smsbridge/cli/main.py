@@ -1,8 +1,9 @@
-"""The ``smsbridge`` command: serve, worker, send, messages, carriers, keys, sandbox, migrate, config."""
+"""The ``smsbridge`` command: serve, worker, send, messages, carriers, keys, sandbox, config."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -282,10 +283,8 @@ def messages(
         finally:
             await store.close()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
 
 
 def _print_follow(m: Message, as_json: bool) -> None:

@@ -1,8 +1,7 @@
-"""The outbox worker: claims queued messages, sends them through their provider, records the result."""
+"""The outbox worker: claims queued messages, sends them via their provider, records results."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +21,7 @@ log = logging.getLogger("smsbridge.outbox")
 
 
 class OutboxWorker(PollingWorker):
-    """Sends queued messages; retryable failures back off with jitter, permanent ones fail at once."""
+    """Sends queued messages; retryable failures back off with jitter, others fail at once."""
 
     kind = "outbox"
 
@@ -78,7 +77,7 @@ class OutboxWorker(PollingWorker):
         except ProviderError as exc:
             await self._record_failure(message, exc)
             return
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             # A provider should wrap these; if one leaks, it is a network failure: retry.
             await self._record_failure(
                 message, ProviderError(f"network error: {type(exc).__name__}", retryable=True))

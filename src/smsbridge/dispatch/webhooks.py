@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -104,7 +103,7 @@ class WebhookDeliveryWorker(PollingWorker):
                              delivery.url)
                     return
                 error = f"HTTP {resp.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if delivery.attempts >= target.max_attempts:
             await self.store.finish_delivery(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -30,7 +31,8 @@ class PollingWorker(ABC):
         self.lease_seconds = lease_seconds
         self.last_beat = time.monotonic()
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._busy = 0
+        self._slot_freed = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -61,45 +63,39 @@ class PollingWorker(ABC):
     async def _loop(self) -> None:
         while not self._stopping:
             self.last_beat = time.monotonic()
-            free = self.concurrency - len(self._inflight)
-            claimed = 0
-            if free > 0:
-                try:
-                    claimed = await self._claim_and_start(free)
-                except Exception:  # noqa: BLE001 - a database blip must not kill the worker
-                    log.exception("%s: claiming work failed; retrying", self.kind)
-                    await asyncio.sleep(self.poll_interval)
-                    continue
-            if claimed and claimed == free:
-                # Full batch: more may be waiting; go again as soon as a slot frees up.
-                await self._slots.acquire()
-                self._slots.release()
+            free = self.concurrency - self._busy
+            if free <= 0:
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), self.poll_interval)
                 continue
-            if claimed:
-                continue
+            # Cleared before claiming, so a wake-up that lands during the claim is not lost.
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-            except TimeoutError:
-                pass
-
-    async def _claim_and_start(self, free: int) -> int:
-        items = await self._claim(free)
-        for item in items:
-            await self._slots.acquire()
-            task = asyncio.create_task(self._guarded(item))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-        return len(items)
+                items = await self._claim(free)
+            except Exception:
+                log.exception("%s: claiming work failed; retrying", self.kind)
+                await asyncio.sleep(self.poll_interval)
+                continue
+            for item in items:
+                self._busy += 1
+                task = asyncio.create_task(self._guarded(item))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            if len(items) == free:
+                continue  # a full batch: more may be due right now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def _guarded(self, item: object) -> None:
         try:
             await self._handle(item)
-        except Exception:  # noqa: BLE001 - the lease expires and another try picks it up
+        except Exception:
             log.exception("%s: handling an item failed; it will be retried after its lease",
                           self.kind)
         finally:
-            self._slots.release()
+            self._busy -= 1
+            self._slot_freed.set()
 
     @abstractmethod
     async def _claim(self, limit: int) -> list[object]:

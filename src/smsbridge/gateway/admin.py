@@ -21,12 +21,14 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         await runtime.stop()
 
 
-async def provision(settings: Settings, key_name: str = "default") -> tuple[dict[str, str], str | None]:
+async def provision(
+    settings: Settings, key_name: str = "default"
+) -> tuple[dict[str, str], str | None]:
     """Migrate, create webhook tokens, and create a first API key if the store has none."""
     runtime = Runtime(settings, run_workers=False)
     await runtime.start()
     try:
-        key = await runtime.ensure_first_api_key()
+        key = await runtime.ensure_first_api_key(key_name)
         assert runtime.gateway is not None
         return dict(runtime.gateway.tokens), key
     finally:

@@ -34,7 +34,9 @@ class ServerConfig(_Strict):
     public_url: str | None = None
     database: str = f"sqlite:///{DEFAULT_DATA_DIR}/smsbridge.db"
     default_region: str = "US"
-    max_body_bytes: int = Field(1_000_000, ge=1024, le=50_000_000)
+    # The API's limit leaves room for base64 media; carrier webhooks are small and get less.
+    max_body_bytes: int = Field(10_000_000, ge=1024, le=100_000_000)
+    max_webhook_bytes: int = Field(1_000_000, ge=1024, le=50_000_000)
     max_media_bytes: int = Field(5_000_000, ge=1, le=50_000_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -74,11 +74,11 @@ class Runtime:
             self.webhooks.start()
         return gateway
 
-    async def ensure_first_api_key(self) -> str | None:
-        """On a store with no API key, create one named 'default' and return it (shown once)."""
+    async def ensure_first_api_key(self, name: str = "default") -> str | None:
+        """On a store with no API key, create one and return it (it is shown once)."""
         assert self.gateway is not None
         if await self.store.count_api_keys() == 0:
-            _, key = await self.gateway.create_api_key("default")
+            _, key = await self.gateway.create_api_key(name)
             self.first_api_key = key
             return key
         return None

@@ -1,4 +1,4 @@
-"""The application service behind the API, the CLI and the workers: send, receive, receipts, keys."""
+"""The application service behind the API, CLI and workers: send, receive, receipts, keys."""
 
 from __future__ import annotations
 

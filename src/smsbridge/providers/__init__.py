@@ -1,4 +1,4 @@
-"""Carrier providers: one folder per carrier, an explicit lazy registry, and the provider interface."""
+"""Carrier providers: one folder per carrier, a lazy registry, and the provider interface."""
 
 from .base import (
     Capabilities,

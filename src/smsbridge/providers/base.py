@@ -41,7 +41,7 @@ class WebhookRequest:
     def form(self) -> list[tuple[str, str]]:
         """The body as url-encoded form pairs, in the order sent."""
         try:
-            return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
             raise MalformedWebhook("form body is not UTF-8") from None
 
@@ -125,9 +125,9 @@ class Provider(ABC, Generic[ConfigT]):
 
     @abstractmethod
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
-        """Turn the carrier's inbound webhook into messages; raise ``MalformedWebhook`` if unreadable."""
+        """Turn the carrier's inbound webhook into messages, or raise ``MalformedWebhook``."""
 
-    def verify(self, request: WebhookRequest) -> None:  # noqa: B027 - most carriers do not sign
+    def verify(self, request: WebhookRequest) -> None:
         """Check the carrier's signature; raise ``WebhookRejected`` if it does not hold."""
 
     def inbound_reply(self, messages: Sequence[InboundMessage]) -> Reply:
@@ -149,7 +149,7 @@ class Provider(ABC, Generic[ConfigT]):
         return messages
 
     def setup_hint(self, inbound_url: str, status_url: str) -> str | None:
-        """What to paste into the carrier's portal to point it at the gateway, if anything special."""
+        """What to paste into the carrier's portal to point it at the gateway, if anything."""
         return None
 
     @property

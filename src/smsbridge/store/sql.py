@@ -47,6 +47,8 @@ from .base import (
 from .schema import api_keys, carrier_tokens, deliveries, messages
 from .writer import GroupCommitWriter
 
+WRITE_OPTION = "smsbridge_write"
+
 
 def new_id(prefix: str) -> str:
     """A random public id such as ``msg_3f2a...``."""
@@ -135,9 +137,12 @@ def _encode_cursor(seq: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+        seq = int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError("cursor is not one this server gave out") from exc
+    if not 0 < seq < 2**63:
+        raise ValueError("cursor is not one this server gave out")
+    return seq
 
 
 def create_db_engine(database_url: str) -> Engine:
@@ -153,12 +158,22 @@ def create_db_engine(database_url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # pysqlite opens transactions lazily and lets a SAVEPOINT commit on its own;
+            # take BEGIN over (below) so a batch is one real transaction.
+            dbapi_conn.isolation_level = None
             # WAL lets readers run beside the single writer; FULL survives power loss.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # The writer takes the write lock up front: a deferred transaction that reads
+            # first could not upgrade once another process has written (SQLITE_BUSY).
+            write = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     if url.get_backend_name() == "postgresql":
@@ -255,6 +270,8 @@ class SqlStore(Store):
                 with conn.begin_nested():
                     conn.execute(insert(messages).values(values))
             except IntegrityError:
+                if idempotency_key is None:
+                    raise
                 # A concurrent request with the same key won the race: answer with its message.
                 row = conn.execute(
                     select(messages).where(messages.c.idempotency_key == idempotency_key)
@@ -303,7 +320,6 @@ class SqlStore(Store):
                 and_(messages.c.status == MessageStatus.SENDING.value,
                      messages.c.lease_until < now),
             )
-            # Two indexed probes, not one OR, so the outbox index serves both halves.
             picked = (
                 select(messages.c.seq)
                 .where(due)
@@ -350,7 +366,7 @@ class SqlStore(Store):
             if segments:
                 values["segments"] = segments
             # A receipt may already have moved it past sent; never move it back.
-            conn.execute(
+            result = conn.execute(
                 update(messages)
                 .where(messages.c.id == message_id,
                        messages.c.status.in_([MessageStatus.QUEUED.value,
@@ -358,8 +374,8 @@ class SqlStore(Store):
                 .values(values)
             )
             msg = self._fetch(conn, message_id)
-            if msg is None:
-                return None
+            if msg is None or not result.rowcount:
+                return msg
             self._add_events(conn, events_for("message.status", msg), now)
             if status is MessageStatus.DELIVERED and msg.status is MessageStatus.SENT:
                 conn.execute(update(messages).where(messages.c.id == message_id)

@@ -70,8 +70,10 @@ class GroupCommitWriter:
 
     def _execute(self, ops: list[Op]) -> list[tuple[bool, Any]]:
         try:
-            with self._engine.begin() as conn:
-                results = [op(conn) for op in ops]
+            with self._engine.connect() as conn:
+                conn.execution_options(smsbridge_write=True)
+                with conn.begin():
+                    results = [op(conn) for op in ops]
             return [(True, r) for r in results]
         except Exception as exc:  # noqa: BLE001 - handed to the waiting coroutine
             if len(ops) == 1:

@@ -1,1 +1,1 @@
-"""Fake carriers and a server runner, for tests, benchmarks and trying smsbridge without an account."""
+"""Fake carriers and a server runner: for tests, benchmarks, and trying smsbridge freely."""

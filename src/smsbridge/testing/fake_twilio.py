@@ -371,7 +371,10 @@ class FakeTwilio:
         method: str = "POST",
         messaging_service_sid: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """Send an inbound-message webhook to ``url``, signed over ``signature_url`` or ``url``."""
+        """Send an inbound-message webhook to ``url``, signed over ``signature_url`` or ``url``.
+
+        Returns the gateway's answer: status, headers (lower-case names) and body.
+        """
         params = self.inbound_params(from_=from_, to=to, body=body, media=media,
                                      message_sid=message_sid,
                                      messaging_service_sid=messaging_service_sid)
@@ -455,7 +458,8 @@ class FakeTwilio:
             method.upper(), url, data=data, headers=headers,
             timeout=aiohttp.ClientTimeout(total=15),
         ) as resp:
-            return resp.status, dict(resp.headers), await resp.read()
+            headers_out = {name.lower(): value for name, value in resp.headers.items()}
+            return resp.status, headers_out, await resp.read()
 
 
 def _region(number: str) -> str:
@@ -471,10 +475,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     parser = argparse.ArgumentParser(description="A fake Twilio Messages API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9002)
-    parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
-    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=9002, help="port to listen on")
+    parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID,
+                        help="Account SID clients must use (AC + 32 hex)")
+    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN,
+                        help="Auth Token clients must use; also signs the fake's webhooks")
     args = parser.parse_args(argv)
     if not _SID.fullmatch(args.account_sid) or not args.account_sid.startswith("AC"):
         parser.error("--account-sid must be AC followed by 32 lower-case hex digits")

@@ -1,4 +1,4 @@
-"""Twilio: recorded-shape payloads in, messages, statuses and errors out; signatures vs Twilio's SDK."""
+"""Twilio: recorded-shape payloads in, messages/statuses/errors out; signatures vs Twilio's SDK."""
 
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ def _tampered_cases() -> Iterator[object]:
                                              signature), id="scheme")
     yield pytest.param(make_provider(token=TOKEN[:-1] + "0"), post(INBOUND_URL, pairs, signature),
                        id="token-one-char")
-    yield pytest.param(make_provider(), post(INBOUND_URL, pairs + [("Extra", "1")], signature),
+    yield pytest.param(make_provider(), post(INBOUND_URL, [*pairs, ("Extra", "1")], signature),
                        id="param-added")
 
 

@@ -36,7 +36,7 @@ class SandboxConfig(ProviderConfig):
     delay_ms: int = Field(0, ge=0, le=60_000, description="wait this long before accepting a send")
     failure_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of sends that fail")
     failure_retryable: bool = Field(False, description="whether simulated failures may be retried")
-    delivery_receipts: bool = Field(True, description="confirm delivery as soon as a send is accepted")
+    delivery_receipts: bool = Field(True, description="confirm delivery as soon as accepted")
 
 
 class SandboxProvider(Provider[SandboxConfig]):
