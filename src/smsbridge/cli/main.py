@@ -61,13 +61,15 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[red]config error[/red] {exc.key}: {exc.reason}", highlight=False)
+            err.print(f"[red]config error[/red] {exc.key}: {exc.reason}", highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(2) from None
         except InvalidInput as exc:
-            err.print(f"[red]invalid[/red] {exc.field}: {exc.reason}", highlight=False)
+            err.print(f"[red]invalid[/red] {exc.field}: {exc.reason}", highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(2) from None
         except SmsBridgeError as exc:
-            err.print(f"[red]error[/red] {exc}", highlight=False)
+            err.print(f"[red]error[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
