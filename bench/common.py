@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -33,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -60,7 +60,7 @@ def log(text: str) -> None:
 
 
 class ServerProcess:
-    """A server run as a child process; ``stop`` ends it (SIGTERM, then SIGKILL) and is idempotent."""
+    """A server run as a child process; ``stop`` ends it (SIGTERM, then SIGKILL)."""
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path,
                  env: dict[str, str] | None = None) -> None:
@@ -247,6 +247,7 @@ class LoadResult:
     p99_ms: float
     first_bad_status: int
     server_cpu_s: float = float("nan")
+    loadgen_cpu_s: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -257,6 +258,11 @@ class LoadResult:
     def cpu_us_per_request(self) -> float:
         """Server CPU per accepted request, in microseconds."""
         return self.server_cpu_s / self.ok * 1e6 if self.ok else float("nan")
+
+    @property
+    def loadgen_cpu_us_per_request(self) -> float:
+        """Load generator CPU per accepted request, in microseconds."""
+        return self.loadgen_cpu_s / self.ok * 1e6 if self.ok else float("nan")
 
 
 def write_requests(path: Path, rows: Sequence[tuple[str, str]]) -> None:
@@ -390,8 +396,10 @@ def run_load(spec: LoadSpec, workdir: Path, *, duration: float, connections: int
         if cycle:
             argv.append("--cycle")
         tool = "aiohttp (fallback; install wrk for lighter load generation)"
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120,
                           check=False)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_after = server.cpu_seconds() if server else float("nan")
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
@@ -404,6 +412,8 @@ def run_load(spec: LoadSpec, workdir: Path, *, duration: float, connections: int
         wrapped=bool(data["wrapped"]), p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000, first_bad_status=data["bad"],
         server_cpu_s=cpu_after - cpu_before,
+        loadgen_cpu_s=(children_after.ru_utime + children_after.ru_stime
+                       - children_before.ru_utime - children_before.ru_stime),
     )
 
 

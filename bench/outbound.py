@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/outbound.py [--duration 10] [--connections 50] [--python-loadgen]
 
-Three measurements, each with its own server processes and SQLite file:
+Measurements (every server is its own process; the worker-alone run reuses the intake file):
 
 1. ceiling: a raw aiohttp client loop (separate process, ``--connections`` in flight) POSTing
    the gateway's send form straight to the fake's Messages.json;
 2. intake alone: POST /v1/messages to ``smsbridge serve --no-worker`` (202s per second);
+   then worker alone: ``smsbridge serve`` started on that backlog sends it for up to
+   ``--duration`` seconds (rate between the first and the last message marked sent);
 3. end to end: POST /v1/messages to ``smsbridge serve`` for half the duration while its worker
    ([worker] concurrency = 50) sends to the fake; sends/s = messages / (time from the first POST
    until the last one is marked sent in the database, i.e. the fake answered 201 for all).
@@ -101,15 +103,27 @@ def wait_drained(database: Path, timeout: float) -> dict[str, int]:
         time.sleep(0.05)
 
 
+def drain_figures(database: Path) -> tuple[int, float]:
+    """Messages sent and the rate between the first and the last one marked sent."""
+    with sqlite3.connect(str(database), timeout=10) as db:
+        n, first, last = db.execute(
+            "SELECT count(*), min(updated_at), max(updated_at) FROM messages "
+            "WHERE direction = 'outbound' AND status = 'sent'").fetchone()
+    if not n or n < 2 or last <= first:
+        return int(n or 0), 0.0
+    return int(n), (n - 1) / (last - first)
+
+
 def row(name: str, r: LoadResult, unit_rate: float | None = None) -> list[str]:
     """A table row for a load-generator run."""
     rate = r.rate if unit_rate is None else unit_rate
     return [name, fmt(rate), str(r.non_ok + r.socket_errors), fmt(r.p50_ms, 2),
-            fmt(r.p99_ms, 2), fmt(r.cpu_us_per_request)]
+            fmt(r.p99_ms, 2), fmt(r.cpu_us_per_request),
+            fmt(r.loadgen_cpu_us_per_request)]
 
 
 def main() -> int:
-    """Run the three measurements and print the table."""
+    """Run the measurements and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0,
                         help="seconds per measurement; end to end POSTs for half (default 10)")
@@ -155,10 +169,19 @@ def main() -> int:
             spec = send_api_spec(intake_port, intake_key, workdir / "send_intake.txt")
             load = {"connections": conns, "cycle": True, "server": intake_gw,
                     "force_python": force_python}
-            run_load(spec, workdir, duration=2, **load)
+            intake_warm = run_load(spec, workdir, duration=2, **load)
             intake = run_load(spec, workdir, duration=duration, **load)
             intake_gw.stop()
             intake_rows = sum(status_counts(intake_db).values())
+
+            log("worker alone: smsbridge serve drains the intake run's backlog")
+            drain_gw = start_gateway(workdir, intake_cfg, intake_port, name="gateway-drain")
+            started.append(drain_gw)
+            drain_cpu0 = drain_gw.cpu_seconds()
+            wait_drained(intake_db, duration)
+            drain_cpu = drain_gw.cpu_seconds() - drain_cpu0
+            drain_gw.stop()
+            drained, drain_rate = drain_figures(intake_db)
 
             log("end to end: smsbridge serve with its worker -> fake Twilio")
             e2e_gw = start_gateway(workdir, e2e_cfg, e2e_port, name="gateway-e2e")
@@ -188,19 +211,25 @@ def main() -> int:
         table.append(row("(wrk -> fake Twilio: the fake's own limit)", wrk_fake))
     table += [
         row("intake alone: POST /v1/messages (serve --no-worker)", intake),
+        [f"worker alone: drains a backlog, {drained} messages", fmt(drain_rate), "-", "-", "-",
+         fmt(drain_cpu / drained * 1e6 if drained else float("nan")), "-"],
         row("intake while the worker sends (end-to-end run)", posted),
         [f"end to end: POST -> worker -> fake, {sent} messages", fmt(e2e_rate), "-", "-", "-",
-         fmt(gw_cpu / sent * 1e6 if sent else float("nan"))],
+         fmt(gw_cpu / sent * 1e6 if sent else float("nan")), "-"],
     ]
     print_table(["what", "per second", "non-2xx+errors", "p50 ms", "p99 ms",
-                 "server CPU µs/msg"], table)
+                 "server CPU µs/msg",
+                 "client CPU µs/msg"], table)
     ratio = e2e_rate / ceiling.rate if ceiling.rate else float("nan")
     print(f"\nend-to-end sends/s / raw aiohttp ceiling: {ratio:.2f}")
     print(f"end to end: {total} messages accepted in {posted.seconds:.1f} s, last one sent "
           f"{elapsed:.1f} s after the first POST; statuses {counts}; the fake used "
           f"{fake_cpu / max(sent, 1) * 1e6:.0f} µs CPU per send")
-    print(f"intake alone: {intake_rows} rows stored for {intake.ok} 202s "
-          f"({intake.issued - intake.ok - intake.non_ok} unanswered when the load stopped)")
+    accepted = intake_warm.ok + intake.ok
+    unanswered = (intake_warm.issued + intake.issued - accepted - intake_warm.non_ok
+                  - intake.non_ok)
+    print(f"intake alone: {intake_rows} rows stored for {accepted} 202s "
+          f"({unanswered} unanswered when the load stopped, may or may not be stored)")
     if pending:
         print(f"WARNING: {pending} messages still queued/sending after {DRAIN_TIMEOUT:g} s")
     print(f"\nSummary: outbound {fmt(e2e_rate)} sends/s end to end (POST /v1/messages -> "
