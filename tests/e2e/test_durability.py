@@ -92,20 +92,22 @@ async def test_two_workers_on_postgres_share_one_outbox(
     carrier = start_server(fake.app)
     config = write_config(tmp_path / "smsbridge.toml", database=pg_url,
                           listen=f"127.0.0.1:{free_port()}", connections=[_twilio(carrier.url)],
-                          worker={"concurrency": 8, "poll_interval": 0.1})
+                          # Polling is slower than the test: only NOTIFY wake-ups can pass it.
+                          worker={"concurrency": 8, "poll_interval": 60.0})
     workers = [SmsbridgeProcess(["worker", "--config", str(config)], tmp_path, f"w{i}")
                for i in range(2)]
     try:
         for w in workers:
             w.wait_for("worker running")
-        # The API alone (no worker in it) queues; only the two worker processes send.
+        # The API alone (no worker in it) queues; only the two worker processes send,
+        # woken across processes by LISTEN/NOTIFY.
         gw = start_gateway(make_settings(pg_url, [_twilio(carrier.url)]), run_workers=False)
         texts = [f"pg {i}" for i in range(200)]
         async with aiohttp.ClientSession() as http:
             for chunk in range(0, len(texts), 25):
                 await asyncio.gather(*(_post(http, gw.url, gw.api_key, t)
                                        for t in texts[chunk:chunk + 25]))
-            await eventually(lambda: len(fake.messages) >= len(texts), timeout=60)
+            await eventually(lambda: len(fake.messages) >= len(texts), timeout=40)
             await asyncio.sleep(1.0)  # a double send would show up by now
             page = await gw.list_messages(http, status="sent", limit=500)
         sent = Counter(m.body for m in fake.messages)

@@ -7,18 +7,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ..core.errors import InvalidInput, MalformedWebhook, ProviderError, WebhookRejected
+from ..core.errors import InvalidInput
 from ..core.messages import Direction, MessageStatus
 from ..gateway.runtime import Runtime
 from ..gateway.service import Gateway, MediaInput, SendRequest, describe_connection
-from ..providers.base import WebhookRequest
 from ..store.base import ApiKeyRecord, MessageFilter
 from .limits import BodySizeLimit
 from .models import (
@@ -30,6 +28,7 @@ from .models import (
     SendIn,
 )
 from .problems import invalid, problem
+from .webhooks import CarrierWebhooks
 
 log = logging.getLogger("smsbridge.api")
 
@@ -67,8 +66,11 @@ async def api_key(
 Auth = Annotated[ApiKeyRecord, Depends(api_key)]
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    """Build the ASGI app around ``runtime``, which the app's lifespan starts and stops."""
+def create_app(runtime: Runtime) -> CarrierWebhooks:
+    """Build the ASGI app around ``runtime``, which the app's lifespan starts and stops.
+
+    Carrier webhooks are served by a bare ASGI layer; everything else by FastAPI (``.api``).
+    """
     settings = runtime.settings
     base_url = settings.server.base_url
 
@@ -208,58 +210,5 @@ def create_app(runtime: Runtime) -> FastAPI:
         return _json({"data": [describe_connection(gw, c)
                                for c in settings.connections.values()]})
 
-    # ---- carrier webhooks: plain Starlette routes, off the OpenAPI schema and its overhead
-    def webhook_request(request: Request, body: bytes) -> WebhookRequest:
-        scope = request.scope
-        raw_query = scope.get("query_string", b"").decode("latin-1")
-        # Carriers sign the URL they called: the public URL, not the one behind the proxy.
-        url = base_url + scope.get("root_path", "") + scope["path"]
-        if raw_query:
-            url += "?" + raw_query
-        return WebhookRequest(
-            method=scope["method"],
-            url=url,
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
-            query=parse_qsl(raw_query, keep_blank_values=True),
-            body=body,
-        )
-
-    async def carrier_webhook(request: Request, *, status_callback: bool) -> Response:
-        connection = request.path_params["connection"]
-        token = request.path_params["token"]
-        kind = "status" if status_callback else "inbound"
-        body = await request.body()
-        wr = webhook_request(request, body)
-        gw = gateway()
-        try:
-            if status_callback:
-                reply, _ = await gw.receive_status(connection, token, wr)
-            else:
-                reply, _ = await gw.receive_inbound(connection, token, wr)
-        except WebhookRejected as exc:
-            log.warning("rejected %s webhook for %r: %s", kind, connection, exc.reason)
-            return problem(403, "webhook-rejected", "Webhook rejected", exc.reason)
-        except (MalformedWebhook, InvalidInput) as exc:
-            log.warning("malformed %s webhook on %r: %s", kind, connection, exc)
-            return problem(400, "malformed-webhook", "Malformed webhook", str(exc))
-        except ProviderError as exc:
-            # Nothing was stored; a non-2xx makes the carrier send it again later.
-            log.warning("could not complete %s webhook on %r: %s", kind, connection, exc.reason)
-            return problem(503, "carrier-unavailable", "Carrier unavailable", exc.reason,
-                           headers={"Retry-After": "60"})
-        return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
-
-    async def inbound_endpoint(request: Request) -> Response:
-        return await carrier_webhook(request, status_callback=False)
-
-    async def status_endpoint(request: Request) -> Response:
-        return await carrier_webhook(request, status_callback=True)
-
-    app.router.add_route("/v1/carriers/{connection}/{token}/inbound", inbound_endpoint,
-                         methods=["GET", "POST"], include_in_schema=False)
-    app.router.add_route("/v1/carriers/{connection}/{token}/status", status_endpoint,
-                         methods=["GET", "POST"], include_in_schema=False)
-
-    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes,
-                       webhook_max_bytes=settings.server.max_webhook_bytes)
-    return app
+    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
+    return CarrierWebhooks(app, gateway, base_url, settings.server.max_webhook_bytes)

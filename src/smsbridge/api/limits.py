@@ -1,4 +1,4 @@
-"""A pure-ASGI body size limit: cheap enough to sit in front of the webhook hot path."""
+"""A pure-ASGI body size limit for the REST API."""
 
 from __future__ import annotations
 
@@ -12,21 +12,17 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Answers 413 when Content-Length (or the streamed body) exceeds the limit for its path."""
+    """Answers 413 when Content-Length (or the streamed body) exceeds ``max_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, *, webhook_max_bytes: int,
-                 webhook_prefix: str = "/v1/carriers/") -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
-        self.api_max_bytes = max_bytes
-        self.webhook_max_bytes = webhook_max_bytes
-        self.webhook_prefix = webhook_prefix
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (self.webhook_max_bytes if scope["path"].startswith(self.webhook_prefix)
-                 else self.api_max_bytes)
+        limit = self.max_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

@@ -70,6 +70,7 @@ class Runtime:
                 hooks.wake()
 
             gateway.on_queued = wake
+            self.store.listen(outbox.wake, hooks.wake)
             self.outbox.start()
             self.webhooks.start()
         return gateway

@@ -13,6 +13,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qsl
 
@@ -24,7 +25,7 @@ from ..core.messages import InboundMessage, MessageStatus, OutboundMessage, Stat
 from ..core.phone import NumberFormat
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WebhookRequest:
     """An inbound HTTP request from a carrier, free of any web framework.
 
@@ -40,8 +41,13 @@ class WebhookRequest:
 
     def form(self) -> list[tuple[str, str]]:
         """The body as url-encoded form pairs, in the order sent."""
+        return list(self._form_pairs)
+
+    @cached_property
+    def _form_pairs(self) -> tuple[tuple[str, str], ...]:
+        # Parsed once: verifying a signature and reading the message both need it.
         try:
-            return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True)
+            return tuple(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
             raise MalformedWebhook("form body is not UTF-8") from None
 

@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -24,6 +26,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -44,10 +48,38 @@ from .base import (
     MessagePage,
     Store,
 )
+from .notify import OUTBOX_CHANNEL, WEBHOOKS_CHANNEL, NotifyListener
 from .schema import api_keys, carrier_tokens, deliveries, messages
-from .writer import GroupCommitWriter
+from .writer import BulkWrite, GroupCommitWriter
 
 WRITE_OPTION = "smsbridge_write"
+
+# Built once: SQLAlchemy caches the compiled form of a statement object, not of a
+# fresh ``insert().values(...)`` per row (measured: ~50 vs ~325 µs a row).
+INSERT_MESSAGE = insert(messages)
+INSERT_DELIVERY = insert(deliveries)
+BY_ID = select(messages).where(messages.c.id == bindparam("k"))
+INSERT_INBOUND_SQLITE = sqlite_insert(messages).on_conflict_do_nothing(
+    index_elements=[messages.c.inbound_key])
+BY_INBOUND_KEYS = select(messages).where(
+    messages.c.inbound_key.in_(bindparam("keys", expanding=True)))
+BY_IDEMPOTENCY_KEY = select(messages).where(messages.c.idempotency_key == bindparam("k"))
+MARK_SENT = (
+    update(messages)
+    .where(messages.c.id == bindparam("k"),
+           messages.c.status.in_([MessageStatus.QUEUED.value, MessageStatus.SENDING.value]))
+    .values(status=MessageStatus.SENT.value, carrier_message_id=bindparam("carrier_id"),
+            segments=func.coalesce(bindparam("segments", type_=Integer), messages.c.segments),
+            lease_owner=None, lease_until=None, next_attempt_at=None, error_code=None,
+            error_reason=None, updated_at=bindparam("now"))
+    .returning(*messages.c)
+)
+MARK_DELIVERED = (
+    update(messages)
+    .where(messages.c.id == bindparam("k"), messages.c.status == MessageStatus.SENT.value)
+    .values(status=MessageStatus.DELIVERED.value, updated_at=bindparam("now"))
+    .returning(*messages.c)
+)
 
 
 def new_id(prefix: str) -> str:
@@ -112,6 +144,13 @@ def _message_values(msg: Message, now: float) -> dict[str, Any]:
         "attempts": msg.attempts,
         "created_at": msg.created_at.timestamp(),
         "updated_at": now,
+        "inbound_key": None,
+        "idempotency_key": None,
+        "error_code": msg.error_code,
+        "error_reason": msg.error_reason,
+        "next_attempt_at": None,
+        "lease_owner": None,
+        "lease_until": None,
     }
 
 
@@ -191,6 +230,8 @@ class SqlStore(Store):
         self.engine = create_db_engine(database_url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._writer: GroupCommitWriter | None = None
+        self._listener: NotifyListener | None = None
+        self._insert_unless_cache: dict[str, Any] = {}
 
     # --- lifecycle
     async def start(self) -> None:
@@ -199,11 +240,24 @@ class SqlStore(Store):
             self._writer = GroupCommitWriter(self.engine)
 
     async def close(self) -> None:
-        """Drain the writer and dispose of the pool."""
+        """Stop listening, drain the writer and dispose of the pool."""
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await asyncio.to_thread(listener.close)
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await asyncio.to_thread(writer.close)
         await asyncio.to_thread(self.engine.dispose)
+
+    def listen(self, on_outbox: Callable[[], None], on_webhooks: Callable[[], None]
+               ) -> NotifyListener | None:
+        """On PostgreSQL, wake the workers when another process queues work; else None."""
+        if not self.is_postgres:
+            return None
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._listener = NotifyListener(
+            dsn, {OUTBOX_CHANNEL: on_outbox, WEBHOOKS_CHANNEL: on_webhooks})
+        return self._listener
 
     async def ping(self) -> None:
         """Run a trivial query."""
@@ -229,12 +283,17 @@ class SqlStore(Store):
         return await asyncio.to_thread(run)
 
     # --- helpers run inside a transaction
-    @staticmethod
-    def _add_events(conn: Connection, drafts: Sequence[DeliveryDraft], now: float) -> None:
+    def _notify(self, conn: Connection, channel: str) -> None:
+        # Delivered at commit, and only if the transaction commits.
+        if self.is_postgres:
+            conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
+
+    def _add_events(self, conn: Connection, drafts: Sequence[DeliveryDraft], now: float) -> None:
         if not drafts:
             return
+        self._notify(conn, WEBHOOKS_CHANNEL)
         conn.execute(
-            insert(deliveries),
+            INSERT_DELIVERY,
             [
                 {
                     "id": new_id("evt"), "url": d.url, "event_type": d.event_type,
@@ -247,8 +306,19 @@ class SqlStore(Store):
 
     @staticmethod
     def _fetch(conn: Connection, message_id: str) -> Message | None:
-        row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
+        row = conn.execute(BY_ID, {"k": message_id}).first()
         return _row_to_message(row) if row else None
+
+    def _insert_unless(self, unique_column: Any) -> Any:
+        """INSERT ... ON CONFLICT (column) DO NOTHING RETURNING seq, built once per column."""
+        cached = self._insert_unless_cache.get(unique_column.name)
+        if cached is None:
+            dialect_insert = pg_insert if self.is_postgres else sqlite_insert
+            cached = (dialect_insert(messages)
+                      .on_conflict_do_nothing(index_elements=[unique_column])
+                      .returning(messages.c.seq))
+            self._insert_unless_cache[unique_column.name] = cached
+        return cached
 
     # --- messages
     async def queue_outbound(
@@ -258,28 +328,21 @@ class SqlStore(Store):
 
         def op(conn: Connection) -> tuple[Message, bool]:
             now = time.time()
-            if idempotency_key is not None:
-                row = conn.execute(
-                    select(messages).where(messages.c.idempotency_key == idempotency_key)
-                ).first()
-                if row is not None:
-                    return _row_to_message(row), False
             values = _message_values(message, now)
             values.update(idempotency_key=idempotency_key, next_attempt_at=now)
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(messages).values(values))
-            except IntegrityError:
-                if idempotency_key is None:
-                    raise
-                # A concurrent request with the same key won the race: answer with its message.
-                row = conn.execute(
-                    select(messages).where(messages.c.idempotency_key == idempotency_key)
-                ).first()
-                if row is None:
-                    raise
-                return _row_to_message(row), False
+            if idempotency_key is None:
+                conn.execute(INSERT_MESSAGE, values)
+            else:
+                inserted = conn.execute(self._insert_unless(messages.c.idempotency_key),
+                                        values).first()
+                if inserted is None:
+                    # The key was used before (or by a concurrent request): its first message.
+                    row = conn.execute(BY_IDEMPOTENCY_KEY, {"k": idempotency_key}).first()
+                    if row is None:
+                        raise RuntimeError("idempotency key conflict without a row")
+                    return _row_to_message(row), False
             self._add_events(conn, events_for("message.queued", message), now)
+            self._notify(conn, OUTBOX_CHANNEL)
             return message, True
 
         return await self._write(op)  # type: ignore[no-any-return]
@@ -289,25 +352,7 @@ class SqlStore(Store):
     ) -> list[tuple[Message, bool]]:
         """Insert inbound messages once each; duplicates come back with False."""
 
-        def op(conn: Connection) -> list[tuple[Message, bool]]:
-            now = time.time()
-            out: list[tuple[Message, bool]] = []
-            for msg in batch:
-                key = f"{msg.connection}:{msg.carrier_message_id}"
-                existing = conn.execute(
-                    select(messages).where(messages.c.inbound_key == key)
-                ).first()
-                if existing is not None:
-                    out.append((_row_to_message(existing), False))
-                    continue
-                values = _message_values(msg, now)
-                values["inbound_key"] = key
-                conn.execute(insert(messages).values(values))
-                self._add_events(conn, events_for("message.received", msg), now)
-                out.append((msg, True))
-            return out
-
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self._write(_InboundInsert(self, batch, events_for))  # type: ignore[no-any-return]
 
     async def claim_outbound(self, owner: str, limit: int, lease_seconds: float) -> list[Message]:
         """Lease due queued messages, and sending ones whose lease ran out (a crashed worker)."""
@@ -358,31 +403,19 @@ class SqlStore(Store):
 
         def op(conn: Connection) -> Message | None:
             now = time.time()
-            values: dict[str, Any] = {
-                "status": MessageStatus.SENT.value, "carrier_message_id": carrier_message_id,
-                "lease_owner": None, "lease_until": None, "next_attempt_at": None,
-                "error_code": None, "error_reason": None, "updated_at": now,
-            }
-            if segments:
-                values["segments"] = segments
             # A receipt may already have moved it past sent; never move it back.
-            result = conn.execute(
-                update(messages)
-                .where(messages.c.id == message_id,
-                       messages.c.status.in_([MessageStatus.QUEUED.value,
-                                              MessageStatus.SENDING.value]))
-                .values(values)
-            )
-            msg = self._fetch(conn, message_id)
-            if msg is None or not result.rowcount:
-                return msg
+            row = conn.execute(MARK_SENT, {
+                "k": message_id, "carrier_id": carrier_message_id, "now": now,
+                "segments": segments or None}).first()
+            if row is None:
+                return self._fetch(conn, message_id)
+            msg = _row_to_message(row)
             self._add_events(conn, events_for("message.status", msg), now)
-            if status is MessageStatus.DELIVERED and msg.status is MessageStatus.SENT:
-                conn.execute(update(messages).where(messages.c.id == message_id)
-                             .values(status=MessageStatus.DELIVERED.value, updated_at=now))
-                msg = self._fetch(conn, message_id)
-                assert msg is not None
-                self._add_events(conn, events_for("message.status", msg), now)
+            if status is MessageStatus.DELIVERED:
+                row = conn.execute(MARK_DELIVERED, {"k": message_id, "now": now}).first()
+                if row is not None:
+                    msg = _row_to_message(row)
+                    self._add_events(conn, events_for("message.status", msg), now)
             return msg
 
         return await self._write(op)  # type: ignore[no-any-return]
@@ -640,6 +673,68 @@ class SqlStore(Store):
                     connection=connection, token=token, created_at=time.time()))
 
         await self._write(op)
+
+
+class _InboundInsert(BulkWrite):
+    """Inbound messages of one webhook; a batch of them is one SELECT and one INSERT."""
+
+    def __init__(self, store: SqlStore, batch: Sequence[Message], events_for: EventsFor) -> None:
+        self.store = store
+        self.batch = batch
+        self.events_for = events_for
+
+    @classmethod
+    def run_bulk(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        """Store each carrier message once: known keys and repeats within the batch are dups."""
+        store: SqlStore = ops[0].store
+        now = time.time()
+        keyed = [(index, msg, f"{msg.connection}:{msg.carrier_message_id}")
+                 for index, op in enumerate(ops) for msg in op.batch]
+        first: dict[str, Message] = {}
+        for _, msg, key in keyed:
+            first.setdefault(key, msg)
+        existing: dict[str, Message] = {}
+        if store.is_postgres:
+            existing = cls._stored(conn, list(first))
+        fresh = {key: msg for key, msg in first.items() if key not in existing}
+        if fresh:
+            rows = []
+            for key, msg in fresh.items():
+                values = _message_values(msg, now)
+                values["inbound_key"] = key
+                rows.append(values)
+            if store.is_postgres:
+                # A row another process inserted since the SELECT fails the batch; the
+                # writer then retries each webhook alone, which finds it as a duplicate.
+                conn.execute(INSERT_MESSAGE, rows)
+            else:
+                # SQLite: insert first, look only when a row was skipped (a duplicate is rare).
+                result = conn.execute(INSERT_INBOUND_SQLITE, rows)
+                if result.rowcount != len(rows):
+                    for key, row in cls._stored(conn, list(fresh)).items():
+                        if row.id != fresh[key].id:
+                            existing[key] = row
+        results: list[list[tuple[Message, bool]]] = [[] for _ in ops]
+        drafts: list[DeliveryDraft] = []
+        for index, msg, key in keyed:
+            if key in existing:
+                results[index].append((existing[key], False))
+            elif first[key] is msg:
+                drafts.extend(ops[index].events_for("message.received", msg))
+                results[index].append((msg, True))
+            else:
+                results[index].append((first[key], False))
+        if drafts:
+            store._add_events(conn, drafts, now)
+        return results
+
+    @staticmethod
+    def _stored(conn: Connection, keys: list[str]) -> dict[str, Message]:
+        found: dict[str, Message] = {}
+        for start in range(0, len(keys), 500):
+            for row in conn.execute(BY_INBOUND_KEYS, {"keys": keys[start:start + 500]}):
+                found[row._mapping["inbound_key"]] = _row_to_message(row)
+        return found
 
 
 def open_store(database_url: str, *, migrate: bool = True) -> SqlStore:

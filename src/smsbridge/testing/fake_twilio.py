@@ -1,6 +1,6 @@
 """A fake Twilio: the Messages API on 127.0.0.1, and Twilio's signed webhooks fired at a gateway.
 
-It is an independent model of the carrier, written from /work/shared/providers/twilio.md,
+It is an independent model of the carrier, written from shared/providers/twilio.md,
 and does not import smsbridge's Twilio provider (so the two cannot share a mistake).
 
     fake = FakeTwilio()

@@ -1,7 +1,7 @@
 """A fake VoIP.ms: its REST/JSON API at /api/v1/rest.php, and its inbound callbacks.
 
 An independent model of the carrier (it does not use the VoIP.ms provider), built
-from /work/shared/providers/voipms.md: GET query or POST form/multipart, HTTP 200
+from shared/providers/voipms.md: GET query or POST form/multipart, HTTP 200
 with ``{"status": ...}`` for every API answer, sendSMS limited to 160 UTF-8 bytes.
 
 Run it alone with ``python -m smsbridge.testing.fake_voipms --port 9001``.

@@ -1,6 +1,6 @@
 """Twilio error codes: which send failures a retry can fix, and what delivery errors mean.
 
-Codes and meanings from /work/shared/providers/twilio.md §2 ("Common error codes").
+Codes and meanings from shared/providers/twilio.md §2 ("Common error codes").
 21xxx codes come back synchronously from the Messages API; 30xxx codes arrive
 later as ``ErrorCode`` in status callbacks.
 """

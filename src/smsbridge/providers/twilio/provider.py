@@ -1,6 +1,6 @@
 """Twilio Programmable Messaging: send through the Messages API, receive signed form webhooks.
 
-Carrier facts and how sure they are: /work/shared/providers/twilio.md.
+Carrier facts and how sure they are: shared/providers/twilio.md.
 
 Send::
 

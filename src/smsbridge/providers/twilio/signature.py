@@ -1,6 +1,6 @@
 """Twilio's ``X-Twilio-Signature``: HMAC-SHA1 over the URL and the sorted form params.
 
-See /work/shared/providers/twilio.md §5. The signed string is the full URL Twilio
+See shared/providers/twilio.md §5. The signed string is the full URL Twilio
 called (query included) followed, for form POSTs, by each parameter's name and
 value with no separators, names sorted byte-wise. Twilio's own SDKs sort the
 values of a repeated name and count each distinct value once; we do the same so

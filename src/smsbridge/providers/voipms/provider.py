@@ -1,6 +1,7 @@
 """VoIP.ms: SMS/MMS through the REST/JSON API, inbound by URL callback or JSON webhook.
 
-Carrier facts and how sure they are: /work/shared/providers/voipms.md (cited as §n).
+Carrier facts and how sure they are: the project's carrier notes, shared/providers/voipms.md
+(cited as §n).
 
 Outbound: one URL for every method (§1), credentials in the form (§2), HTTP 200 even
 for refusals, so only the JSON ``status`` tells success from failure (§4).
