@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -162,3 +163,48 @@ async def test_quick_start_flow_send_receive_and_list(tmp_path: Path) -> None:
         assert token_before.split("/")[-2] in restart.output()
     finally:
         restart.terminate()
+
+
+async def test_rotate_token_replaces_the_webhook_url_of_a_running_gateway(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "c.toml", database=f"sqlite:///{tmp_path}/db.sqlite",
+                          listen=f"127.0.0.1:{port}", connections=[SANDBOX])
+    server = SmsbridgeProcess(["serve", "--config", str(config)], tmp_path, "serve")
+    try:
+        server.wait_for("inbound:")
+        before = json.loads(smsbridge("carriers", "--json", "-c", str(config),
+                                      cwd=tmp_path).stdout)["data"][0]["inbound_url"]
+        rotated = smsbridge("carriers", "rotate-token", "sandbox", "-c", str(config),
+                            cwd=tmp_path)
+        assert rotated.returncode == 0, rotated.stderr
+        after = rotated.stdout.split()[-1]
+        assert after != before and after.startswith(f"http://127.0.0.1:{port}/v1/carriers/")
+        body = {"from": "+15145550111", "to": "+15555550100", "text": "hi"}
+        async with aiohttp.ClientSession() as http:
+            async def old_refused_new_accepted() -> bool:
+                async with http.post(before, json={**body, "id": "a"}) as old:
+                    if old.status != 403:
+                        return False
+                async with http.post(after, json={**body, "id": "b"}) as new:
+                    return new.status == 200
+
+            await eventually(old_refused_new_accepted, timeout=15, interval=0.5)
+    finally:
+        server.terminate()
+
+
+async def test_messages_follow_streams_new_messages(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", database=f"sqlite:///{tmp_path}/db.sqlite",
+                          listen="127.0.0.1:8080", connections=[SANDBOX])
+    follower = SmsbridgeProcess(["messages", "--follow", "--json", "-c", str(config)],
+                                tmp_path, "follow")
+    try:
+        await asyncio.sleep(1.5)  # let it print the (empty) backlog and start polling
+        sent = smsbridge("send", "--from", "+15555550100", "--to", "+15145550111", "--text",
+                         "Back door", "-c", str(config), cwd=tmp_path)
+        assert sent.returncode == 0, sent.stderr
+        follower.wait_for('"text": "Back door"', stream="stdout", timeout=15)
+        line = next(x for x in follower.output("stdout").splitlines() if "Back door" in x)
+        assert json.loads(line)["status"] == "queued"
+    finally:
+        follower.terminate()

@@ -523,3 +523,27 @@ async def test_queue_beside_a_failing_write_on_postgres(pg_url: str) -> None:
 
 async def test_queue_beside_a_failing_write_on_sqlite(sqlite_url: str) -> None:
     await _queue_beside_a_failing_write(sqlite_url)
+
+
+async def test_a_batch_of_every_kind_commits_together(
+        store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+    """Inbound, queued and sent writes that land in one batch run as one transaction."""
+    for i in range(10):
+        await store.queue_outbound(outbound(f"out {i}"), None, no_events)
+    claimed = await store.claim_outbound("w", 10, 30)
+    caplog.set_level("DEBUG", logger="smsbridge.store.writer")
+    blocker = await hold_writer(store)
+    await asyncio.gather(
+        *(store.mark_sent(m.id, f"C{i}", MessageStatus.SENT, None, app_events)
+          for i, m in enumerate(claimed)),
+        *(store.record_inbound([inbound(f"SM{i}", f"in {i}")], app_events) for i in range(10)),
+        *(store.queue_outbound(outbound(f"more {i}"), None, app_events) for i in range(10)))
+    await blocker
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    page = await store.list_messages(MessageFilter(), 100, None)
+    statuses = sorted((m.direction.value, m.status.value) for m in page.messages)
+    assert statuses.count(("outbound", "sent")) == 10
+    assert statuses.count(("inbound", "received")) == 10
+    assert statuses.count(("outbound", "queued")) == 10
+    assert {m.carrier_message_id for m in page.messages if m.status is MessageStatus.SENT} == {
+        f"C{i}" for i in range(10)}

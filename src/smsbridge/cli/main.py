@@ -152,7 +152,7 @@ def worker(config: ConfigOpt = None) -> None:
         await stop.wait()
         await runtime.stop()
 
-    asyncio.run(main())
+    _run_fast(main())
 
 
 @app.command()
@@ -169,6 +169,17 @@ def migrate(config: ConfigOpt = None) -> None:
     after = current_revision(store.engine)
     store.engine.dispose()
     out.print(f"database at revision {after} (was {before or 'empty'}; newest {head_revision()})")
+
+
+def _run_fast(coro: Any) -> None:
+    """Run a long-lived coroutine on uvloop when it is installed (as `serve` does via uvicorn)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coro)
 
 
 def _redact_db(url: str) -> str:
@@ -348,11 +359,12 @@ def carriers(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = Fa
 @carriers_app.command("rotate-token")
 @friendly_errors
 def rotate_token(ctx: typer.Context, name: Annotated[str, typer.Argument(
-        help="The connection whose webhook URL is replaced.")]) -> None:
+        help="The connection whose webhook URL is replaced.")], config: ConfigOpt = None
+                 ) -> None:
     """Give a connection a new webhook token; update the carrier with the new URL."""
     from ..gateway.admin import open_gateway
 
-    settings = _settings(ctx.obj)
+    settings = _settings(config or ctx.obj)
 
     async def main() -> str:
         async with open_gateway(settings) as gw:
@@ -361,7 +373,8 @@ def rotate_token(ctx: typer.Context, name: Annotated[str, typer.Argument(
 
     url = asyncio.run(main())
     out.print(f"new inbound URL for {name}: {url}", highlight=False, soft_wrap=True)
-    err.print("The old URL no longer works; restart running servers so they use the new one.")
+    err.print("Give the carrier the new URL. Running gateways stop accepting the old one "
+              "within 5 seconds.")
 
 
 # ---------------------------------------------------------------- keys

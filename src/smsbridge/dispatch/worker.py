@@ -32,6 +32,7 @@ class PollingWorker(ABC):
         self.last_beat = time.monotonic()
         self._wake = asyncio.Event()
         self._busy = 0
+        self._min_claim = max(1, concurrency // 4)
         self._slot_freed = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +65,9 @@ class PollingWorker(ABC):
         while not self._stopping:
             self.last_beat = time.monotonic()
             free = self.concurrency - self._busy
-            if free <= 0:
+            # Claim in chunks: a claim is a committed write, and claiming each slot as it
+            # frees would cost one fsync per message.
+            if free <= 0 or (free < self._min_claim and self._busy > 0):
                 self._slot_freed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), self.poll_interval)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -14,6 +15,9 @@ from .config import Settings
 from .service import Gateway
 
 log = logging.getLogger("smsbridge")
+
+# How soon a running server honours `smsbridge carriers rotate-token` from another process.
+TOKEN_REFRESH_SECONDS = 5.0
 
 
 class Runtime:
@@ -30,11 +34,10 @@ class Runtime:
         self.outbox: OutboxWorker | None = None
         self.webhooks: WebhookDeliveryWorker | None = None
         self.first_api_key: str | None = None
+        self._token_refresh: asyncio.Task[None] | None = None
 
     async def start(self) -> Gateway:
         """Migrate, open everything, start the workers; returns the gateway service."""
-        import asyncio
-
         if self.migrate:
             await asyncio.to_thread(self.store.migrate)
         await self.store.start()
@@ -46,6 +49,7 @@ class Runtime:
         gateway = Gateway(self.settings, self.store, self.http)
         await gateway.load_tokens()
         self.gateway = gateway
+        self._token_refresh = asyncio.create_task(self._refresh_tokens(gateway))
         if self.run_workers:
             w = self.settings.worker
             self.outbox = OutboxWorker(
@@ -90,8 +94,19 @@ class Runtime:
             return True
         return all(w is not None and w.alive for w in (self.outbox, self.webhooks))
 
+    async def _refresh_tokens(self, gateway: Gateway) -> None:
+        while True:
+            await asyncio.sleep(TOKEN_REFRESH_SECONDS)
+            try:
+                await gateway.refresh_tokens()
+            except Exception:
+                log.warning("could not re-read webhook tokens; keeping the current ones",
+                            exc_info=True)
+
     async def stop(self) -> None:
         """Stop the workers, then close the client and the store."""
+        if self._token_refresh is not None:
+            self._token_refresh.cancel()
         for worker in (self.outbox, self.webhooks):
             if worker is not None:
                 await worker.stop()

@@ -90,6 +90,11 @@ class Gateway:
             list(self.settings.connections), lambda: secrets.token_urlsafe(32))
         return self.tokens
 
+    async def refresh_tokens(self) -> None:
+        """Pick up tokens rotated by another process (`smsbridge carriers rotate-token`)."""
+        stored = await self.store.read_tokens()
+        self.tokens = {name: stored.get(name, token) for name, token in self.tokens.items()}
+
     def inbound_url(self, connection: str) -> str:
         """The URL a carrier posts inbound messages to."""
         return (f"{self.settings.server.base_url}/v1/carriers/{connection}/"

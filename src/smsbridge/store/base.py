@@ -192,6 +192,10 @@ class Store(ABC):
 
     # --- carrier webhook tokens
     @abstractmethod
+    async def read_tokens(self) -> dict[str, str]:
+        """Every stored connection token, by connection name."""
+
+    @abstractmethod
     async def ensure_tokens(self, connections: Sequence[str], make_token: Callable[[], str]
                             ) -> dict[str, str]:
         """The token of each connection, creating missing ones."""

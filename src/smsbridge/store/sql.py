@@ -8,14 +8,14 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
-    Integer,
-    and_,
     bindparam,
     create_engine,
     event,
@@ -64,21 +64,32 @@ INSERT_INBOUND_SQLITE = sqlite_insert(messages).on_conflict_do_nothing(
 BY_INBOUND_KEYS = select(messages).where(
     messages.c.inbound_key.in_(bindparam("keys", expanding=True)))
 BY_IDEMPOTENCY_KEY = select(messages).where(messages.c.idempotency_key == bindparam("k"))
-MARK_SENT = (
+BY_IDS = select(messages).where(messages.c.id.in_(bindparam("ids", expanding=True)))
+MARK_SENT_MANY = (
     update(messages)
+    # Not IN (...): an expanding IN cannot run as executemany.
     .where(messages.c.id == bindparam("k"),
-           messages.c.status.in_([MessageStatus.QUEUED.value, MessageStatus.SENDING.value]))
-    .values(status=MessageStatus.SENT.value, carrier_message_id=bindparam("carrier_id"),
-            segments=func.coalesce(bindparam("segments", type_=Integer), messages.c.segments),
-            lease_owner=None, lease_until=None, next_attempt_at=None, error_code=None,
-            error_reason=None, updated_at=bindparam("now"))
-    .returning(*messages.c)
+           or_(messages.c.status == MessageStatus.QUEUED.value,
+               messages.c.status == MessageStatus.SENDING.value))
+    .values(status=bindparam("new_status"), carrier_message_id=bindparam("carrier_id"),
+            segments=bindparam("new_segments"), lease_owner=None, lease_until=None,
+            next_attempt_at=None, error_code=None, error_reason=None,
+            updated_at=bindparam("now"))
 )
-MARK_DELIVERED = (
-    update(messages)
-    .where(messages.c.id == bindparam("k"), messages.c.status == MessageStatus.SENT.value)
-    .values(status=MessageStatus.DELIVERED.value, updated_at=bindparam("now"))
-    .returning(*messages.c)
+CLAIM_QUEUED = (
+    select(messages.c.seq)
+    .where(messages.c.status == MessageStatus.QUEUED.value,
+           messages.c.next_attempt_at <= bindparam("now"))
+    .order_by(messages.c.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+CLAIM_EXPIRED = (
+    select(messages.c.seq)
+    .where(messages.c.status == MessageStatus.SENDING.value,
+           messages.c.lease_until < bindparam("now"))
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
 )
 
 
@@ -103,8 +114,6 @@ def _media_from_json(raw: str) -> tuple[Media, ...]:
 
 
 def _row_to_message(row: Any) -> Message:
-    from datetime import UTC, datetime
-
     m = row._mapping
     return Message(
         id=m["id"],
@@ -326,21 +335,22 @@ class SqlStore(Store):
     ) -> tuple[Message, bool]:
         """Insert a queued message, or return the one stored under the same idempotency key."""
 
+        if idempotency_key is None:
+            return await self._write(  # type: ignore[no-any-return]
+                _OutboundInsert(self, message, events_for))
+
         def op(conn: Connection) -> tuple[Message, bool]:
             now = time.time()
             values = _message_values(message, now)
             values.update(idempotency_key=idempotency_key, next_attempt_at=now)
-            if idempotency_key is None:
-                conn.execute(INSERT_MESSAGE, values)
-            else:
-                inserted = conn.execute(self._insert_unless(messages.c.idempotency_key),
-                                        values).first()
-                if inserted is None:
-                    # The key was used before (or by a concurrent request): its first message.
-                    row = conn.execute(BY_IDEMPOTENCY_KEY, {"k": idempotency_key}).first()
-                    if row is None:
-                        raise RuntimeError("idempotency key conflict without a row")
-                    return _row_to_message(row), False
+            inserted = conn.execute(self._insert_unless(messages.c.idempotency_key),
+                                    values).first()
+            if inserted is None:
+                # The key was used before (or by a concurrent request): its first message.
+                row = conn.execute(BY_IDEMPOTENCY_KEY, {"k": idempotency_key}).first()
+                if row is None:
+                    raise RuntimeError("idempotency key conflict without a row")
+                return _row_to_message(row), False
             self._add_events(conn, events_for("message.queued", message), now)
             self._notify(conn, OUTBOX_CHANNEL)
             return message, True
@@ -359,20 +369,11 @@ class SqlStore(Store):
 
         def op(conn: Connection) -> list[Message]:
             now = time.time()
-            due = or_(
-                and_(messages.c.status == MessageStatus.QUEUED.value,
-                     messages.c.next_attempt_at <= now),
-                and_(messages.c.status == MessageStatus.SENDING.value,
-                     messages.c.lease_until < now),
-            )
-            picked = (
-                select(messages.c.seq)
-                .where(due)
-                .order_by(messages.c.next_attempt_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            seqs = [r[0] for r in conn.execute(picked)]
+            # Two index range scans; one OR of both made SQLite sort the whole backlog.
+            seqs = [r[0] for r in conn.execute(CLAIM_QUEUED, {"now": now, "limit": limit})]
+            if len(seqs) < limit:
+                seqs += [r[0] for r in conn.execute(
+                    CLAIM_EXPIRED, {"now": now, "limit": limit - len(seqs)})]
             if not seqs:
                 return []
             rows = conn.execute(
@@ -401,24 +402,8 @@ class SqlStore(Store):
     ) -> Message | None:
         """Record the carrier's acceptance (and, for synchronous carriers, delivery)."""
 
-        def op(conn: Connection) -> Message | None:
-            now = time.time()
-            # A receipt may already have moved it past sent; never move it back.
-            row = conn.execute(MARK_SENT, {
-                "k": message_id, "carrier_id": carrier_message_id, "now": now,
-                "segments": segments or None}).first()
-            if row is None:
-                return self._fetch(conn, message_id)
-            msg = _row_to_message(row)
-            self._add_events(conn, events_for("message.status", msg), now)
-            if status is MessageStatus.DELIVERED:
-                row = conn.execute(MARK_DELIVERED, {"k": message_id, "now": now}).first()
-                if row is not None:
-                    msg = _row_to_message(row)
-                    self._add_events(conn, events_for("message.status", msg), now)
-            return msg
-
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self._write(_MarkSent(  # type: ignore[no-any-return]
+            self, message_id, carrier_message_id, status, segments, events_for))
 
     async def mark_retry(
         self, message_id: str, next_attempt_at: float, error_code: str | None, reason: str
@@ -636,6 +621,12 @@ class SqlStore(Store):
         return await self._write(op)  # type: ignore[no-any-return]
 
     # --- carrier tokens
+    async def read_tokens(self) -> dict[str, str]:
+        """Every stored connection token."""
+        return await self._read(lambda c: {  # type: ignore[no-any-return]
+            r[0]: r[1] for r in c.execute(
+                select(carrier_tokens.c.connection, carrier_tokens.c.token))})
+
     async def ensure_tokens(
         self, connections: Sequence[str], make_token: Callable[[], str]
     ) -> dict[str, str]:
@@ -673,6 +664,84 @@ class SqlStore(Store):
                     connection=connection, token=token, created_at=time.time()))
 
         await self._write(op)
+
+
+class _OutboundInsert(BulkWrite):
+    """A queued message without an idempotency key; a batch of them is one INSERT."""
+
+    def __init__(self, store: SqlStore, message: Message, events_for: EventsFor) -> None:
+        self.store = store
+        self.message = message
+        self.events_for = events_for
+
+    @classmethod
+    def run_bulk(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        """Insert every message of the batch and wake the workers once."""
+        now = time.time()
+        rows = []
+        drafts: list[DeliveryDraft] = []
+        for op in ops:
+            values = _message_values(op.message, now)
+            values["next_attempt_at"] = now
+            rows.append(values)
+            drafts.extend(op.events_for("message.queued", op.message))
+        conn.execute(INSERT_MESSAGE, rows)
+        store: SqlStore = ops[0].store
+        store._add_events(conn, drafts, now)
+        store._notify(conn, OUTBOX_CHANNEL)
+        return [(op.message, True) for op in ops]
+
+
+class _MarkSent(BulkWrite):
+    """The carrier accepted a message; a batch of acceptances is one SELECT and one UPDATE."""
+
+    def __init__(self, store: SqlStore, message_id: str, carrier_message_id: str,
+                 status: MessageStatus, segments: int | None, events_for: EventsFor) -> None:
+        self.store = store
+        self.message_id = message_id
+        self.carrier_message_id = carrier_message_id
+        self.status = status
+        self.segments = segments
+        self.events_for = events_for
+
+    @classmethod
+    def run_bulk(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        """Move each message to sent (or delivered); a message a receipt moved on stays put."""
+        now = time.time()
+        stamp = datetime.fromtimestamp(now, UTC)
+        ids = list({op.message_id for op in ops})
+        current: dict[str, Message] = {}
+        for start in range(0, len(ids), 500):
+            for row in conn.execute(BY_IDS, {"ids": ids[start:start + 500]}):
+                current[row._mapping["id"]] = _row_to_message(row)
+        params: list[dict[str, Any]] = []
+        drafts: list[DeliveryDraft] = []
+        results: list[Message | None] = []
+        pending = (MessageStatus.QUEUED, MessageStatus.SENDING)
+        for op in ops:
+            msg = current.get(op.message_id)
+            if msg is None or msg.status not in pending:
+                results.append(msg)
+                continue
+            sent = replace(msg, status=MessageStatus.SENT, updated_at=stamp,
+                           carrier_message_id=op.carrier_message_id,
+                           segments=op.segments or msg.segments, error_code=None,
+                           error_reason=None)
+            drafts.extend(op.events_for("message.status", sent))
+            final = sent
+            if op.status is MessageStatus.DELIVERED:
+                final = replace(sent, status=MessageStatus.DELIVERED)
+                drafts.extend(op.events_for("message.status", final))
+            current[op.message_id] = final
+            params.append({"k": msg.id, "new_status": final.status.value, "now": now,
+                           "carrier_id": final.carrier_message_id,
+                           "new_segments": final.segments})
+            results.append(final)
+        if params:
+            conn.execute(MARK_SENT_MANY, params)
+        if drafts:
+            ops[0].store._add_events(conn, drafts, now)
+        return results
 
 
 class _InboundInsert(BulkWrite):

@@ -84,7 +84,7 @@ class GroupCommitWriter:
         except Exception as exc:  # noqa: BLE001 - handed to the waiting coroutine
             if len(ops) == 1:
                 return [(False, exc)]
-            log.debug("batch of %d writes failed (%s); retrying one by one", len(ops), exc)
+            log.debug("batch of %d writes failed (%r); retrying one by one", len(ops), exc)
             return [self._execute([op])[0] for op in ops]
 
 
