@@ -85,7 +85,7 @@ async def test_missing_or_wrong_api_key_is_401(gw, http: aiohttp.ClientSession, 
     async with http.post(f"{gw.url}/v1/messages", json=OK, headers=headers) as resp:
         assert resp.status == 401
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-        assert (await resp.json(content_type=None))["type"].endswith("/unauthorized")
+        assert (await resp.json(content_type=None))["type"] == "urn:smsbridge:problem:unauthorized"
 
 
 async def test_body_over_the_limit_is_413(gw, http: aiohttp.ClientSession) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-PROBLEM_BASE = "https://smsbridge.dev/problems/"
+# A URN, not a URL: the type names the problem without pointing at a page nobody serves.
+PROBLEM_BASE = "urn:smsbridge:problem:"
 
 
 def problem(status: int, slug: str, title: str, detail: str, *,

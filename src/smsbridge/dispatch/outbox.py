@@ -82,6 +82,14 @@ class OutboxWorker(PollingWorker):
             await self._record_failure(
                 message, ProviderError(f"network error: {type(exc).__name__}", retryable=True))
             return
+        except Exception as exc:
+            # A bug in a provider must end in `failed` after the last attempt, not loop forever.
+            log.exception("provider %s raised unexpectedly sending %s", message.carrier,
+                          message.id)
+            await self._record_failure(message, ProviderError(
+                f"internal error in the {message.carrier} provider: {type(exc).__name__}",
+                retryable=True, code="internal_error"))
+            return
         await self.store.mark_sent(message.id, result.carrier_message_id, result.status,
                                    result.segments, self.events_for)
         log.info("sent %s via %s as %s", message.id, message.connection,
