@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -43,6 +44,11 @@ STATUS_RANK: dict[MessageStatus, int] = {
     MessageStatus.FAILED: 3,
     MessageStatus.RECEIVED: 3,
 }
+
+
+def new_id(prefix: str) -> str:
+    """A random public id such as ``msg_3f2a...``."""
+    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 def utcnow() -> datetime:

@@ -12,8 +12,7 @@ import aiohttp
 from ..core.errors import ProviderError
 from ..core.messages import Message, OutboundMessage
 from ..providers.base import Provider
-from ..store.base import EventsFor
-from ..store.sql import SqlStore
+from ..store.base import EventsFor, Store
 from .backoff import backoff_delay
 from .worker import PollingWorker
 
@@ -27,7 +26,7 @@ class OutboxWorker(PollingWorker):
 
     def __init__(
         self,
-        store: SqlStore,
+        store: Store,
         providers: Mapping[str, Provider[Any]],
         http: aiohttp.ClientSession,
         events_for: EventsFor,

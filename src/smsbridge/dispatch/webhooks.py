@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ..store.base import DeliveryRecord
-from ..store.sql import SqlStore
+from ..store.base import DeliveryRecord, Store
 from .backoff import backoff_delay
 from .worker import PollingWorker
 
@@ -48,7 +47,7 @@ class WebhookDeliveryWorker(PollingWorker):
 
     def __init__(
         self,
-        store: SqlStore,
+        store: Store,
         targets: Mapping[str, WebhookTarget],
         http: aiohttp.ClientSession,
         *,

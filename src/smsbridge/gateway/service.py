@@ -23,13 +23,13 @@ from ..core.messages import (
     Media,
     Message,
     MessageStatus,
+    new_id,
     utcnow,
 )
 from ..core.phone import to_e164
 from ..core.segments import count_segments
 from ..providers.base import Reply, WebhookRequest
-from ..store.base import ApiKeyRecord
-from ..store.sql import SqlStore, new_id
+from ..store.base import ApiKeyRecord, Store
 from .config import Connection, Settings
 from .events import EventRouter
 
@@ -73,7 +73,7 @@ def media_type_allowed(content_type: str) -> bool:
 class Gateway:
     """Send, receive and track messages for every configured connection."""
 
-    def __init__(self, settings: Settings, store: SqlStore, http: aiohttp.ClientSession) -> None:
+    def __init__(self, settings: Settings, store: Store, http: aiohttp.ClientSession) -> None:
         self.settings = settings
         self.store = store
         self.http = http

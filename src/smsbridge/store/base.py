@@ -98,6 +98,15 @@ class Store(ABC):
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
 
+    @abstractmethod
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (blocking)."""
+
+    @abstractmethod
+    def listen(self, on_outbox: Callable[[], None], on_webhooks: Callable[[], None]
+               ) -> object | None:
+        """Call back when another process queues work, where the database can tell."""
+
     # --- messages
     @abstractmethod
     async def queue_outbound(
@@ -181,6 +190,10 @@ class Store(ABC):
     @abstractmethod
     async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """The live (unrevoked) key with this hash."""
+
+    @abstractmethod
+    async def count_api_keys(self) -> int:
+        """How many keys are live."""
 
     @abstractmethod
     async def list_api_keys(self) -> list[ApiKeyRecord]:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from ..core.messages import (
     Message,
     MessageStatus,
     StatusUpdate,
+    new_id,
 )
 from .base import (
     ApiKeyRecord,
@@ -91,11 +91,6 @@ CLAIM_EXPIRED = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-
-
-def new_id(prefix: str) -> str:
-    """A random public id such as ``msg_3f2a...``."""
-    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 def _media_to_json(media: Sequence[Media]) -> str:
