@@ -57,7 +57,7 @@ class CarrierWebhooks:
         connection, token, kind = match.groups()
         raw_query = scope.get("query_string", b"").decode("latin-1")
         # Carriers sign the URL they called: the public URL, not the one behind a proxy.
-        url = self.base_url + scope.get("root_path", "") + scope["path"]
+        url = self.base_url + scope["path"]
         if raw_query:
             url += "?" + raw_query
         request = WebhookRequest(
