@@ -208,3 +208,14 @@ async def test_messages_follow_streams_new_messages(tmp_path: Path) -> None:
         assert json.loads(line)["status"] == "queued"
     finally:
         follower.terminate()
+
+
+def test_sandbox_receive_before_the_gateway_ever_ran_says_so(tmp_path: Path) -> None:
+    result = smsbridge("sandbox", "receive", "--to", "+15555550100", "--from", "+15145550111",
+                       "--text", "hi", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "has no webhook URL yet" in result.stderr and "smsbridge serve" in result.stderr
+    # It must not have left a token behind: the first real start makes a proper one.
+    carriers = json.loads(smsbridge("carriers", "--json", cwd=tmp_path).stdout)
+    token = carriers["data"][0]["inbound_url"].split("/")[-2]
+    assert len(token) >= 32

@@ -633,6 +633,8 @@ class SqlStore(Store):
             for name in connections:
                 if name not in found:
                     token = make_token()
+                    if len(token) < 16:
+                        raise ValueError("a webhook token must be long and random")
                     try:
                         with conn.begin_nested():
                             conn.execute(insert(carrier_tokens).values(
