@@ -443,12 +443,12 @@ async def test_tokens_are_created_once_and_survive_a_restart(database_url: str) 
     counter = itertools.count()
 
     def make_token() -> str:
-        return f"tok-{next(counter)}"
+        return f"token-{next(counter):016d}"
 
     first = await open_started(database_url)
     try:
         tokens = await first.ensure_tokens(["main", "backup"], make_token)
-        assert tokens == {"main": "tok-0", "backup": "tok-1"}
+        assert tokens == {"main": f"token-{0:016d}", "backup": f"token-{1:016d}"}
         assert await first.ensure_tokens(["main", "backup"], make_token) == tokens
     finally:
         await first.close()
@@ -456,10 +456,10 @@ async def test_tokens_are_created_once_and_survive_a_restart(database_url: str) 
     restarted = await open_started(database_url)
     try:
         again = await restarted.ensure_tokens(["main", "backup", "new"], make_token)
-        assert again == {**tokens, "new": "tok-2"}
-        await restarted.rotate_token("main", "tok-rotated")
+        assert again == {**tokens, "new": f"token-{2:016d}"}
+        await restarted.rotate_token("main", "token-rotated-by-hand")
         after = await restarted.ensure_tokens(["main", "backup", "new"], make_token)
-        assert after == {**again, "main": "tok-rotated"}
+        assert after == {**again, "main": "token-rotated-by-hand"}
         assert next(counter) == 3  # no token was made beyond the three new connections
     finally:
         await restarted.close()
@@ -547,3 +547,10 @@ async def test_a_batch_of_every_kind_commits_together(
     assert statuses.count(("outbound", "queued")) == 10
     assert {m.carrier_message_id for m in page.messages if m.status is MessageStatus.SENT} == {
         f"C{i}" for i in range(10)}
+
+
+async def test_an_unusable_stored_token_is_replaced(store: SqlStore) -> None:
+    await store.rotate_token("home", "")  # what an early sandbox client could leave behind
+    tokens = await store.ensure_tokens(["home"], lambda: "t" * 43)
+    assert tokens == {"home": "t" * 43}
+    assert await store.read_tokens() == {"home": "t" * 43}

@@ -631,6 +631,14 @@ class SqlStore(Store):
             found = {r[0]: r[1] for r in conn.execute(
                 select(carrier_tokens.c.connection, carrier_tokens.c.token))}
             for name in connections:
+                if name in found and len(found[name]) < 16:
+                    # An unusable token (an empty one was once possible): replace it.
+                    token = make_token()
+                    conn.execute(update(carrier_tokens)
+                                 .where(carrier_tokens.c.connection == name)
+                                 .values(token=token, created_at=time.time()))
+                    found[name] = token
+            for name in connections:
                 if name not in found:
                     token = make_token()
                     if len(token) < 16:
