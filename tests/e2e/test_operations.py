@@ -65,3 +65,19 @@ async def test_secrets_never_reach_the_logs(
     assert "invalid_credentials" in logged or "failed" in logged  # the failure was logged
     for secret in (password, gw.api_key, gw.tokens["home"], gw.tokens["sandbox"]):
         assert secret not in logged
+
+
+async def test_healthz_is_503_when_the_worker_has_stopped(
+        sqlite_url, start_gateway, http: aiohttp.ClientSession) -> None:
+    gw = start_gateway(make_settings(sqlite_url, [SANDBOX]))
+    async with http.get(f"{gw.url}/healthz") as resp:
+        assert resp.status == 200
+    task = gw.runtime.outbox._task  # the worker loop, as a crash would end it
+    assert task is not None
+    task.get_loop().call_soon_threadsafe(task.cancel)
+
+    async def unhealthy() -> dict | None:
+        async with http.get(f"{gw.url}/healthz") as resp:
+            return await resp.json() if resp.status == 503 else None
+
+    assert (await eventually(unhealthy, timeout=10))["worker"] is False
