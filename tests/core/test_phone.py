@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smsbridge.core.errors import InvalidPhoneNumber
-from smsbridge.core.phone import NumberFormat, format_number, to_e164
+from smsbridge.core.phone import NumberFormat, calling_code_allowed, format_number, to_e164
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,17 @@ def test_format_number(e164: str, fmt: NumberFormat, expected: str) -> None:
 def test_format_number_nanpa_of_non_nanp_number_raises(e164: str) -> None:
     with pytest.raises(InvalidPhoneNumber, match="not a NANP"):
         format_number(e164, NumberFormat.NANPA)
+
+
+@pytest.mark.parametrize(
+    ("e164", "regions", "allowed"),
+    [
+        ("+15145550100", ("US", "CA"), True),
+        ("+12125550100", ("US", "CA"), True),
+        ("+447700900123", ("US", "CA"), False),
+        ("+447700900123", (), True),
+        ("+447700900123", ("GB",), True),
+    ],
+)
+def test_calling_code_allowed(e164: str, regions: tuple[str, ...], allowed: bool) -> None:
+    assert calling_code_allowed(e164, regions) is allowed

@@ -351,3 +351,14 @@ async def test_carriers_cli_prints_the_callback_template_that_works(
     assert row["inbound_url"] == inbound_url
     assert row["carrier"] == "voipms" and row["numbers"] == [DID]
     assert "{MESSAGE}" in row["setup"]
+
+
+async def test_a_number_outside_us_and_canada_is_refused_before_queuing(
+        voipms_gateway, fake: FakeVoipms, http: aiohttp.ClientSession) -> None:
+    gw = voipms_gateway()
+    status, problem = await gw.send(http, {"from": DID, "to": "+447700900123", "text": "hi"})
+    assert status == 422
+    assert problem["errors"][0]["field"] == "to"
+    assert "sends only to numbers of US, CA" in problem["errors"][0]["reason"]
+    assert (await gw.list_messages(http))["data"] == []
+    assert fake.requests == []

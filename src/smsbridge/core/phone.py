@@ -61,6 +61,15 @@ def format_number(e164: str, fmt: NumberFormat) -> str:
     return digits[1:]
 
 
+def calling_code_allowed(e164: str, regions: tuple[str, ...]) -> bool:
+    """True when ``e164`` has the country calling code of one of ``regions`` (or none given)."""
+    if not regions:
+        return True
+    digits = e164.lstrip("+")
+    codes = {str(phonenumbers.country_code_for_region(r)) for r in regions}
+    return any(digits.startswith(code) for code in codes if code != "0")
+
+
 def is_nanp(e164: str) -> bool:
     """True for +1 numbers of ten national digits."""
     return e164.startswith("+1") and len(e164) == 12

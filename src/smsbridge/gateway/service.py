@@ -26,7 +26,7 @@ from ..core.messages import (
     new_id,
     utcnow,
 )
-from ..core.phone import to_e164
+from ..core.phone import calling_code_allowed, to_e164
 from ..core.segments import count_segments
 from ..providers.base import Reply, WebhookRequest
 from ..store.base import ApiKeyRecord, Store
@@ -208,6 +208,9 @@ class Gateway:
         to_number = to_e164(request.to_number, region, field="to")
         conn = self._resolve_connection(from_number, request.connection)
         caps = conn.provider.capabilities
+        if not calling_code_allowed(to_number, caps.regions):
+            raise InvalidInput("to", f"{conn.carrier} sends only to numbers of "
+                                     f"{', '.join(caps.regions)}; {to_number} is not one")
         text = request.text or ""
         media = self._check_media(conn, request.media)
         if not text.strip() and not media:
