@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -554,3 +555,25 @@ async def test_an_unusable_stored_token_is_replaced(store: SqlStore) -> None:
     tokens = await store.ensure_tokens(["home"], lambda: "t" * 43)
     assert tokens == {"home": "t" * 43}
     assert await store.read_tokens() == {"home": "t" * 43}
+
+
+async def test_a_receipt_that_beats_the_send_record_is_applied_when_it_lands(
+        store: SqlStore) -> None:
+    await store.queue_outbound(outbound("race"), None, no_events)
+    [claimed] = await store.claim_outbound("w", 1, 30)
+    # The carrier answered the send and called back before the outbox committed "sent".
+    early = await store.apply_status(
+        "main", [StatusUpdate("SM-fast", MessageStatus.DELIVERED)], app_events)
+    assert early == []
+    final = await store.mark_sent(claimed.id, "SM-fast", MessageStatus.SENT, None, app_events)
+    assert final is not None and final.status is MessageStatus.DELIVERED
+    stored = await store.get_message(claimed.id)
+    assert stored is not None and stored.status is MessageStatus.DELIVERED
+    events = [json.loads(d.payload)["status"]
+              for d in reversed(await store.list_deliveries(message_id=claimed.id))]
+    assert events == ["sent", "delivered"]
+    # Consumed: a second message with another id is not touched by it.
+    await store.queue_outbound(outbound("other"), None, no_events)
+    [other] = await store.claim_outbound("w", 1, 30)
+    again = await store.mark_sent(other.id, "SM-other", MessageStatus.SENT, None, no_events)
+    assert again is not None and again.status is MessageStatus.SENT

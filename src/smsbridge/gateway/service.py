@@ -292,8 +292,8 @@ class Gateway:
         for message in changed:
             log.info("status %s -> %s", message.id, message.status.value)
         if len(changed) < len(updates):
-            log.info("%d receipt(s) on %s matched no newer status (unknown or out of order)",
-                     len(updates) - len(changed), conn.name)
+            log.info("%d receipt(s) on %s changed nothing now: out of order, or kept until "
+                     "their send is recorded", len(updates) - len(changed), conn.name)
         return conn.provider.status_reply(updates), changed
 
 

@@ -72,6 +72,21 @@ deliveries = Table(
 Index("ix_deliveries_queue", deliveries.c.status, deliveries.c.next_attempt_at)
 Index("ix_deliveries_message", deliveries.c.message_id)
 
+# Receipts that arrived before the send that they describe was recorded (the carrier
+# answered the send, then called back faster than the outbox committed).
+early_receipts = Table(
+    "early_receipts",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("connection", String(64), nullable=False),
+    Column("carrier_message_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error_code", String(64)),
+    Column("error_reason", Text),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_early_receipts_carrier_id", early_receipts.c.carrier_message_id)
+
 api_keys = Table(
     "api_keys",
     metadata,

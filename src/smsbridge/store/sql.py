@@ -17,6 +17,7 @@ from sqlalchemy import (
     Engine,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -49,7 +50,7 @@ from .base import (
     Store,
 )
 from .notify import OUTBOX_CHANNEL, WEBHOOKS_CHANNEL, NotifyListener
-from .schema import api_keys, carrier_tokens, deliveries, messages
+from .schema import api_keys, carrier_tokens, deliveries, early_receipts, messages
 from .writer import BulkWrite, GroupCommitWriter
 
 WRITE_OPTION = "smsbridge_write"
@@ -65,6 +66,14 @@ BY_INBOUND_KEYS = select(messages).where(
     messages.c.inbound_key.in_(bindparam("keys", expanding=True)))
 BY_IDEMPOTENCY_KEY = select(messages).where(messages.c.idempotency_key == bindparam("k"))
 BY_IDS = select(messages).where(messages.c.id.in_(bindparam("ids", expanding=True)))
+BY_CARRIER_ID = select(messages).where(
+    messages.c.connection == bindparam("connection"),
+    messages.c.carrier_message_id == bindparam("carrier_id"),
+    messages.c.direction == Direction.OUTBOUND.value)
+INSERT_EARLY_RECEIPT = insert(early_receipts)
+EARLY_RECEIPT_TTL = 7 * 86400.0
+EARLY_RECEIPTS = select(early_receipts).where(
+    early_receipts.c.carrier_message_id.in_(bindparam("ids", expanding=True)))
 MARK_SENT_MANY = (
     update(messages)
     # Not IN (...): an expanding IN cannot run as executemany.
@@ -450,27 +459,21 @@ class SqlStore(Store):
             now = time.time()
             changed: list[Message] = []
             for upd in updates:
-                row = conn.execute(
-                    select(messages).where(
-                        messages.c.connection == connection,
-                        messages.c.carrier_message_id == upd.carrier_message_id,
-                        messages.c.direction == Direction.OUTBOUND.value,
-                    )
-                ).first()
+                row = conn.execute(BY_CARRIER_ID, {
+                    "connection": connection, "carrier_id": upd.carrier_message_id}).first()
                 if row is None:
+                    # Possibly faster than the outbox recording the send: keep it for then.
+                    # Receipts for sends that are never recorded (another system's) expire.
+                    conn.execute(delete(early_receipts).where(
+                        early_receipts.c.created_at < now - EARLY_RECEIPT_TTL))
+                    conn.execute(INSERT_EARLY_RECEIPT, {
+                        "connection": connection, "carrier_message_id": upd.carrier_message_id,
+                        "status": upd.status.value, "error_code": upd.error_code,
+                        "error_reason": upd.error_reason, "created_at": now})
                     continue
-                current = MessageStatus(row._mapping["status"])
-                if STATUS_RANK[upd.status] <= STATUS_RANK[current] or current.is_final:
-                    continue
-                values: dict[str, Any] = {"status": upd.status.value, "updated_at": now}
-                if upd.status is MessageStatus.FAILED:
-                    values.update(error_code=upd.error_code, error_reason=upd.error_reason)
-                conn.execute(update(messages).where(messages.c.seq == row._mapping["seq"])
-                             .values(values))
-                msg = self._fetch(conn, row._mapping["id"])
-                assert msg is not None
-                self._add_events(conn, events_for("message.status", msg), now)
-                changed.append(msg)
+                msg = _apply_receipt(conn, self, _row_to_message(row), upd, now, events_for)
+                if msg is not None:
+                    changed.append(msg)
             return changed
 
         return await self._write(op)  # type: ignore[no-any-return]
@@ -671,6 +674,21 @@ class SqlStore(Store):
         await self._write(op)
 
 
+def _apply_receipt(conn: Connection, store: SqlStore, msg: Message, upd: StatusUpdate,
+                   now: float, events_for: EventsFor) -> Message | None:
+    """Move ``msg`` to the receipt's status unless it is final or already further along."""
+    if msg.status.is_final or STATUS_RANK[upd.status] <= STATUS_RANK[msg.status]:
+        return None
+    changed = replace(msg, status=upd.status, updated_at=datetime.fromtimestamp(now, UTC))
+    values: dict[str, Any] = {"status": upd.status.value, "updated_at": now}
+    if upd.status is MessageStatus.FAILED:
+        changed = replace(changed, error_code=upd.error_code, error_reason=upd.error_reason)
+        values.update(error_code=upd.error_code, error_reason=upd.error_reason)
+    conn.execute(update(messages).where(messages.c.id == msg.id).values(values))
+    store._add_events(conn, events_for("message.status", changed), now)
+    return changed
+
+
 class _OutboundInsert(BulkWrite):
     """A queued message without an idempotency key; a batch of them is one INSERT."""
 
@@ -744,9 +762,39 @@ class _MarkSent(BulkWrite):
             results.append(final)
         if params:
             conn.execute(MARK_SENT_MANY, params)
+        store: SqlStore = ops[0].store
         if drafts:
-            ops[0].store._add_events(conn, drafts, now)
+            store._add_events(conn, drafts, now)
+        if params:
+            cls._apply_early_receipts(conn, store, ops, results, now)
         return results
+
+    @staticmethod
+    def _apply_early_receipts(conn: Connection, store: SqlStore, ops: list[Any],
+                              results: list[Message | None], now: float) -> None:
+        wanted = {(m.connection, m.carrier_message_id): (i, ops[i])
+                  for i, m in enumerate(results) if m is not None and m.carrier_message_id}
+        if not wanted:
+            return
+        ids = [carrier_id for _, carrier_id in wanted]
+        early = conn.execute(EARLY_RECEIPTS, {"ids": ids}).fetchall()
+        used: list[int] = []
+        for row in sorted(early, key=lambda r: r._mapping["seq"]):
+            m = row._mapping
+            hit = wanted.get((m["connection"], m["carrier_message_id"]))
+            if hit is None:
+                continue
+            index, op = hit
+            current = results[index]
+            assert current is not None
+            upd = StatusUpdate(m["carrier_message_id"], MessageStatus(m["status"]),
+                               m["error_code"], m["error_reason"])
+            moved = _apply_receipt(conn, store, current, upd, now, op.events_for)
+            if moved is not None:
+                results[index] = moved
+            used.append(m["seq"])
+        if used:
+            conn.execute(delete(early_receipts).where(early_receipts.c.seq.in_(used)))
 
 
 class _InboundInsert(BulkWrite):
