@@ -156,8 +156,8 @@ class WebhookConfig(_Strict):
 class GatewayConfig(_Strict):
     """The whole configuration file."""
 
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    server: ServerConfig = Field(default_factory=lambda: ServerConfig())
+    worker: WorkerConfig = Field(default_factory=lambda: WorkerConfig())
     connections: list[ConnectionConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 

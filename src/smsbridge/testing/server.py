@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -37,7 +37,8 @@ class RunningServer:
         self.thread.join(timeout)
 
 
-def start_server(app: Any, port: int | None = None, *, lifespan: str = "on") -> RunningServer:
+def start_server(app: Any, port: int | None = None, *,
+                 lifespan: Literal["auto", "on", "off"] = "on") -> RunningServer:
     """Start ``app`` on 127.0.0.1 (a free port unless given) and wait until it accepts."""
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
