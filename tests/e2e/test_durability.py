@@ -20,9 +20,10 @@ TOKEN = "d" * 32
 NUMBER = "+15145550100"
 
 
-def _twilio(fake_url: str) -> dict:
+def _twilio(fake_url: str, **settings: object) -> dict:
     return {"name": "tw", "carrier": "twilio", "numbers": [NUMBER],
-            "settings": {"base_url": fake_url, "account_sid": SID, "auth_token": TOKEN}}
+            "settings": {"base_url": fake_url, "account_sid": SID, "auth_token": TOKEN,
+                         **settings}}
 
 
 async def _post(http: aiohttp.ClientSession, base: str, key: str, text: str) -> str:
@@ -39,7 +40,10 @@ async def test_kill_mid_send_then_restart_sends_everything_once(tmp_path: Path) 
     db = tmp_path / "gw.db"
     port = free_port()
     config = write_config(tmp_path / "smsbridge.toml", database=f"sqlite:///{db}",
-                          listen=f"127.0.0.1:{port}", connections=[_twilio(carrier.url)],
+                          listen=f"127.0.0.1:{port}",
+                          # The lease outlasts a send's timeout (1 s + 5 s), so the cut-off
+                          # sends are taken over about 6 s after the kill.
+                          connections=[_twilio(carrier.url, timeout_seconds=1.0)],
                           worker={"concurrency": 4, "lease_seconds": 2.0, "poll_interval": 0.1})
     base = f"http://127.0.0.1:{port}"
     first = SmsbridgeProcess(["serve", "--config", str(config)], tmp_path, "first")

@@ -52,19 +52,26 @@ class Runtime:
         self._token_refresh = asyncio.create_task(self._refresh_tokens(gateway))
         if self.run_workers:
             w = self.settings.worker
+            # A lease shorter than a request's timeout would let a second worker take over
+            # a send that is still waiting for its answer, and send it twice.
+            send_timeout = max((float(getattr(c.provider.config, "timeout_seconds", 0))
+                                for c in self.settings.connections.values()), default=0.0)
+            hook_timeout = max((h.timeout_seconds for h in self.settings.webhooks), default=0.0)
+            outbox_lease = max(w.lease_seconds, send_timeout + 5)
+            hooks_lease = max(w.lease_seconds, hook_timeout + 5)
             self.outbox = OutboxWorker(
                 self.store,
                 {name: c.provider for name, c in self.settings.connections.items()},
                 self.http, gateway.events, gateway.status_url,
                 concurrency=w.concurrency, poll_interval=w.poll_interval,
-                lease_seconds=w.lease_seconds, max_attempts=w.max_attempts,
+                lease_seconds=outbox_lease, max_attempts=w.max_attempts,
                 backoff_base=w.backoff_base, backoff_max=w.backoff_max,
             )
             self.webhooks = WebhookDeliveryWorker(
                 self.store,
                 {h.url: WebhookTarget(h.url, h.secret.get_secret_value(), h.max_attempts,
                                       h.timeout_seconds) for h in self.settings.webhooks},
-                self.http, poll_interval=w.poll_interval, lease_seconds=w.lease_seconds,
+                self.http, poll_interval=w.poll_interval, lease_seconds=hooks_lease,
                 backoff_base=w.backoff_base, backoff_max=w.backoff_max,
             )
             outbox, hooks = self.outbox, self.webhooks
