@@ -17,15 +17,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..core.errors import InvalidInput, MalformedWebhook, ProviderError, WebhookRejected
 from ..gateway.service import Gateway
 from ..providers.base import Reply, WebhookRequest
+from .limits import BodyTooLarge
 from .problems import problem
 
 log = logging.getLogger("smsbridge.api")
 
 WEBHOOK_PATH = re.compile(r"^/v1/carriers/([A-Za-z0-9_-]{1,64})/([^/]{1,256})/(inbound|status)$")
-
-
-class BodyTooLarge(Exception):
-    """The request body passed the limit."""
 
 
 class CarrierWebhooks:

@@ -68,8 +68,3 @@ def calling_code_allowed(e164: str, regions: tuple[str, ...]) -> bool:
     digits = e164.lstrip("+")
     codes = {str(phonenumbers.country_code_for_region(r)) for r in regions}
     return any(digits.startswith(code) for code in codes if code != "0")
-
-
-def is_nanp(e164: str) -> bool:
-    """True for +1 numbers of ten national digits."""
-    return e164.startswith("+1") and len(e164) == 12

@@ -33,7 +33,6 @@ class Runtime:
         self.gateway: Gateway | None = None
         self.outbox: OutboxWorker | None = None
         self.webhooks: WebhookDeliveryWorker | None = None
-        self.first_api_key: str | None = None
         self._token_refresh: asyncio.Task[None] | None = None
 
     async def start(self) -> Gateway:
@@ -91,7 +90,6 @@ class Runtime:
         assert self.gateway is not None
         if await self.store.count_api_keys() == 0:
             _, key = await self.gateway.create_api_key(name)
-            self.first_api_key = key
             return key
         return None
 

@@ -79,7 +79,6 @@ class Gateway:
         self.http = http
         self.events = EventRouter(settings.webhooks)
         self.tokens: dict[str, str] = {}
-        self._token_to_connection: dict[str, str] = {}
         self._key_cache: dict[str, tuple[float, ApiKeyRecord]] = {}
         self.on_queued: Callable[[], None] = lambda: None
 

@@ -60,6 +60,13 @@ WRITE_OPTION = "smsbridge_write"
 INSERT_MESSAGE = insert(messages)
 INSERT_DELIVERY = insert(deliveries)
 BY_ID = select(messages).where(messages.c.id == bindparam("k"))
+# A row per idempotency key: the second insert with a known key returns no row.
+INSERT_ONCE_PER_KEY = {
+    name: dialect_insert(messages)
+    .on_conflict_do_nothing(index_elements=[messages.c.idempotency_key])
+    .returning(messages.c.seq)
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
 INSERT_INBOUND_SQLITE = sqlite_insert(messages).on_conflict_do_nothing(
     index_elements=[messages.c.inbound_key])
 BY_INBOUND_KEYS = select(messages).where(
@@ -244,7 +251,6 @@ class SqlStore(Store):
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._writer: GroupCommitWriter | None = None
         self._listener: NotifyListener | None = None
-        self._insert_unless_cache: dict[str, Any] = {}
 
     # --- lifecycle
     async def start(self) -> None:
@@ -322,16 +328,6 @@ class SqlStore(Store):
         row = conn.execute(BY_ID, {"k": message_id}).first()
         return _row_to_message(row) if row else None
 
-    def _insert_unless(self, unique_column: Any) -> Any:
-        """INSERT ... ON CONFLICT (column) DO NOTHING RETURNING seq, built once per column."""
-        cached = self._insert_unless_cache.get(unique_column.name)
-        if cached is None:
-            dialect_insert = pg_insert if self.is_postgres else sqlite_insert
-            cached = (dialect_insert(messages)
-                      .on_conflict_do_nothing(index_elements=[unique_column])
-                      .returning(messages.c.seq))
-            self._insert_unless_cache[unique_column.name] = cached
-        return cached
 
     # --- messages
     async def queue_outbound(
@@ -347,8 +343,7 @@ class SqlStore(Store):
             now = time.time()
             values = _message_values(message, now)
             values.update(idempotency_key=idempotency_key, next_attempt_at=now)
-            inserted = conn.execute(self._insert_unless(messages.c.idempotency_key),
-                                    values).first()
+            inserted = conn.execute(INSERT_ONCE_PER_KEY[conn.dialect.name], values).first()
             if inserted is None:
                 # The key was used before (or by a concurrent request): its first message.
                 row = conn.execute(BY_IDEMPOTENCY_KEY, {"k": idempotency_key}).first()
