@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from smsbridge.api import create_app
+from smsbridge.api.server import uvicorn_options
 from smsbridge.gateway.admin import open_gateway, provision
 from smsbridge.gateway.config import Settings
 from smsbridge.gateway.runtime import Runtime
@@ -36,9 +37,12 @@ class GatewayHarness:
     tokens: dict[str, str]
 
     @classmethod
-    def start(cls, settings: Settings, *, port: int | None = None, run_workers: bool = True
-              ) -> GatewayHarness:
-        """Provision (migrate, tokens, a first API key) and serve ``settings``."""
+    def start(cls, settings: Settings, *, port: int | None = None, run_workers: bool = True,
+              **server_options: Any) -> GatewayHarness:
+        """Provision (migrate, tokens, a first API key) and serve ``settings``.
+
+        ``server_options`` override the gateway's uvicorn options (``uvicorn_options()``).
+        """
         port = port or free_port()
         settings.config.server = settings.server.model_copy(
             update={"listen": f"127.0.0.1:{port}"})
@@ -49,7 +53,8 @@ class GatewayHarness:
                     return (await gw.create_api_key("test"))[1]
             key = run_sync(make())
         runtime = Runtime(settings, run_workers=run_workers)
-        server = start_server(create_app(runtime), port)
+        server = start_server(create_app(runtime), port,
+                              **{**uvicorn_options(), **server_options})
         return cls(settings, server, runtime, key, tokens)
 
     @property

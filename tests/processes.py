@@ -1,4 +1,4 @@
-"""Run `smsbridge` as a real process, the way a user does, for the durability tests."""
+"""Run `smsbridge` as a real process, the way a user does (serve, worker, follow)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,15 @@ def write_config(path: Path, *, database: str, listen: str, connections: list[di
 class SmsbridgeProcess:
     """`smsbridge <args>` in its own process group; stdout and stderr go to files."""
 
-    def __init__(self, args: list[str], workdir: Path, name: str) -> None:
+    def __init__(self, args: list[str], workdir: Path, name: str,
+                 env: dict[str, str] | None = None) -> None:
         self.stdout_path = workdir / f"{name}.out"
         self.stderr_path = workdir / f"{name}.err"
         self._out = self.stdout_path.open("wb")
         self._err = self.stderr_path.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Without a configured database smsbridge uses the data folder: keep it in the test's.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "SMSBRIDGE_DATA_DIR": str(workdir / "data"), **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "smsbridge.cli.main", *args], cwd=workdir,
             stdout=self._out, stderr=self._err, env=env, start_new_session=True)

@@ -19,10 +19,11 @@ from tests.processes import SmsbridgeProcess, write_config
 
 def smsbridge(*args: str, cwd: Path, env: dict[str, str] | None = None
               ) -> subprocess.CompletedProcess[str]:
-    """Run `smsbridge ARGS` and capture its output."""
+    """Run `smsbridge ARGS` and capture its output; the data folder is ``cwd/data``."""
     return subprocess.run([sys.executable, "-m", "smsbridge.cli.main", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "SMSBRIDGE_DATA_DIR": str(cwd / "data"),
+                               **(env or {})})
 
 
 SANDBOX = {"name": "sandbox", "carrier": "sandbox", "numbers": ["+15555550100"]}
@@ -70,6 +71,7 @@ def test_config_check_expands_env_and_hides_secrets(tmp_path: Path) -> None:
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.toml", database=f"sqlite:///{tmp_path}/db.sqlite",
                           listen="127.0.0.1:8080", connections=[SANDBOX])
+    assert smsbridge("migrate", "-c", str(config), cwd=tmp_path).returncode == 0
     created = smsbridge("keys", "create", "--name", "ci", "--config", str(config), "--json",
                         cwd=tmp_path)
     assert created.returncode == 0, created.stderr
@@ -80,12 +82,13 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert key["key"] not in json.dumps(listed)  # only the hash and a prefix are kept
     assert smsbridge("keys", "revoke", "ci", "-c", str(config), cwd=tmp_path).returncode == 0
     again = smsbridge("keys", "revoke", "ci", "-c", str(config), cwd=tmp_path)
-    assert again.returncode == 1 and "no active key" in again.stderr
+    assert again.returncode == 2 and "no active key" in again.stderr
     listed = json.loads(smsbridge("keys", "list", "--json", "-c", str(config), cwd=tmp_path).stdout)
     assert listed["data"][0]["revoked_at"] is not None
 
 
 def test_send_with_bad_input_is_one_clear_line(tmp_path: Path) -> None:
+    assert smsbridge("migrate", cwd=tmp_path).returncode == 0
     result = smsbridge("send", "--from", "+15555550100", "--to", "banana", "--text", "x",
                        cwd=tmp_path)
     assert result.returncode == 2
@@ -122,7 +125,7 @@ async def test_quick_start_flow_send_receive_and_list(tmp_path: Path) -> None:
                     return False
 
             await eventually(healthy, timeout=20)
-            assert (tmp_path / "smsbridge-data" / "smsbridge.db").exists()
+            assert (tmp_path / "data" / "smsbridge.db").exists()
 
             image = tmp_path / "snap.png"
             image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
@@ -149,18 +152,19 @@ async def test_quick_start_flow_send_receive_and_list(tmp_path: Path) -> None:
             table = smsbridge("messages", "--direction", "inbound", cwd=tmp_path).stdout
             assert "ARM SV" in table
 
+            # The URLs are built on the address serve listens on, not the config's 8080.
             carriers = json.loads(smsbridge("carriers", "--json", cwd=tmp_path).stdout)
             assert carriers["data"][0]["inbound_url"].startswith(
-                "http://127.0.0.1:8080/v1/carriers/sandbox/")
+                f"http://127.0.0.1:{port}/v1/carriers/sandbox/")
     finally:
         server.terminate()
     # A restart keeps the key (no new one printed) and the webhook token.
     restart = SmsbridgeProcess(["serve", "--listen", f"127.0.0.1:{port}"], tmp_path, "again")
     try:
-        restart.wait_for("inbound:")
+        restart.wait_for("smsbridge carriers")
         assert "sbk_" not in restart.output("stdout")
-        token_before = carriers["data"][0]["inbound_url"]
-        assert token_before.split("/")[-2] in restart.output()
+        again = json.loads(smsbridge("carriers", "--json", cwd=tmp_path).stdout)
+        assert again["data"][0]["inbound_url"] == carriers["data"][0]["inbound_url"]
     finally:
         restart.terminate()
 
@@ -171,7 +175,7 @@ async def test_rotate_token_replaces_the_webhook_url_of_a_running_gateway(tmp_pa
                           listen=f"127.0.0.1:{port}", connections=[SANDBOX])
     server = SmsbridgeProcess(["serve", "--config", str(config)], tmp_path, "serve")
     try:
-        server.wait_for("inbound:")
+        server.wait_for("smsbridge carriers")
         before = json.loads(smsbridge("carriers", "--json", "-c", str(config),
                                       cwd=tmp_path).stdout)["data"][0]["inbound_url"]
         rotated = smsbridge("carriers", "rotate-token", "sandbox", "-c", str(config),
@@ -196,6 +200,7 @@ async def test_rotate_token_replaces_the_webhook_url_of_a_running_gateway(tmp_pa
 async def test_messages_follow_streams_new_messages(tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.toml", database=f"sqlite:///{tmp_path}/db.sqlite",
                           listen="127.0.0.1:8080", connections=[SANDBOX])
+    assert smsbridge("migrate", "-c", str(config), cwd=tmp_path).returncode == 0
     follower = SmsbridgeProcess(["messages", "--follow", "--json", "-c", str(config)],
                                 tmp_path, "follow")
     try:
@@ -213,9 +218,14 @@ async def test_messages_follow_streams_new_messages(tmp_path: Path) -> None:
 def test_sandbox_receive_before_the_gateway_ever_ran_says_so(tmp_path: Path) -> None:
     result = smsbridge("sandbox", "receive", "--to", "+15555550100", "--from", "+15145550111",
                        "--text", "hi", cwd=tmp_path)
-    assert result.returncode == 1
-    assert "has no webhook URL yet" in result.stderr and "smsbridge serve" in result.stderr
-    # It must not have left a token behind: the first real start makes a proper one.
-    carriers = json.loads(smsbridge("carriers", "--json", cwd=tmp_path).stdout)
-    token = carriers["data"][0]["inbound_url"].split("/")[-2]
-    assert len(token) >= 32
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: no smsbridge database at {tmp_path / 'data' / 'smsbridge.db'}; start "
+        "`smsbridge serve` or run `smsbridge migrate`"]
+    # A client of the gateway creates nothing: the first real start makes the database.
+    assert not (tmp_path / "data" / "smsbridge.db").exists()
+    assert smsbridge("migrate", cwd=tmp_path).returncode == 0
+    again = smsbridge("sandbox", "receive", "--to", "+15555550100", "--from", "+15145550111",
+                      "--text", "hi", cwd=tmp_path)
+    assert again.returncode == 1
+    assert "has no webhook URL yet" in again.stderr and "smsbridge serve" in again.stderr

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from smsbridge.core.messages import Direction, Message, MessageStatus, StatusUpdate
 from smsbridge.store import DeliveryDraft, MessageFilter, SqlStore
+from smsbridge.store.base import EventsFor, IdempotencyKey
 from smsbridge.store.sql import new_id
 
 HOME = "+15555550100"
@@ -80,12 +81,25 @@ async def sent_message(store: SqlStore, carrier_id: str, *, connection: str = "m
 
 # --- outbound idempotency
 
+def keyed(message: Message, key: str, scope: str = "cli") -> IdempotencyKey:
+    """The idempotency key of the request that prepared ``message``."""
+    return IdempotencyKey.for_message(scope, key, message)
+
+
+async def queue_keyed(store: SqlStore, message: Message, key: str, scope: str = "cli",
+                      events_for: EventsFor = no_events) -> tuple[Message, bool]:
+    return await store.queue_outbound(message, keyed(message, key, scope), events_for)
+
+
 async def test_idempotency_key_returns_the_first_message(store: SqlStore) -> None:
-    first, created = await store.queue_outbound(outbound("one"), "key-1", app_events)
-    again, created_again = await store.queue_outbound(outbound("two"), "key-1", app_events)
+    first, created = await queue_keyed(store, outbound("one"), "key-1", events_for=app_events)
+    # A retry of the same request builds a new message (new id) with the same contents.
+    again, created_again = await queue_keyed(store, outbound("one"), "key-1",
+                                             events_for=app_events)
     assert created is True and created_again is False
     assert again.id == first.id and again.text == "one"
-    other, created_other = await store.queue_outbound(outbound("three"), "key-2", app_events)
+    other, created_other = await queue_keyed(store, outbound("three"), "key-2",
+                                             events_for=app_events)
     assert created_other is True and other.id != first.id
     page = await store.list_messages(MessageFilter(), 10, None)
     assert sorted(m.text for m in page.messages) == ["one", "three"]
@@ -95,7 +109,7 @@ async def test_idempotency_key_returns_the_first_message(store: SqlStore) -> Non
 
 async def test_concurrent_submissions_with_one_key_store_one_row(store: SqlStore) -> None:
     results = await asyncio.gather(
-        *(store.queue_outbound(outbound(f"try {i}"), "same-key", no_events) for i in range(20)))
+        *(queue_keyed(store, outbound("try"), "same-key") for _ in range(20)))
     assert sum(created for _, created in results) == 1
     assert len({msg.id for msg, _ in results}) == 1
     page = await store.list_messages(MessageFilter(), 100, None)
@@ -274,6 +288,18 @@ async def test_failed_keeps_the_reason_and_stays_failed(store: SqlStore) -> None
     assert len(await store.list_deliveries(message_id=msg.id)) == 1
 
 
+async def test_an_overlong_carrier_error_code_still_records_the_failure(store: SqlStore) -> None:
+    # PostgreSQL refuses a value wider than its column; the failure must still be recorded.
+    msg, _ = await store.queue_outbound(outbound(), None, no_events)
+    await store.claim_outbound("w1", 10, 30)
+    retried = await store.mark_retry(msg.id, 0.0, "E" * 100, "try later")
+    assert retried is not None and retried.error_code == "E" * 64
+    await store.claim_outbound("w1", 10, 30)
+    failed = await store.mark_failed(msg.id, "F" * 100, "refused", no_events)
+    assert failed is not None and failed.status is MessageStatus.FAILED
+    assert failed.error_code == "F" * 64 and failed.error_reason == "refused"
+
+
 async def test_failed_receipt_records_the_carrier_error(store: SqlStore) -> None:
     msg = await sent_message(store, "SM-out-2")
     [changed] = await store.apply_status("main", [StatusUpdate(
@@ -417,10 +443,15 @@ async def test_api_keys(store: SqlStore) -> None:
     assert found is not None and (found.id, found.name, found.prefix) == (ci.id, "ci", "sb_ci")
     assert await store.find_api_key("c" * 64) is None
 
-    assert await store.revoke_api_key("ci") == 1
+    assert await store.find_live_api_keys("ci") == [ci]
+    assert await store.find_live_api_keys(phone.id) == [phone]
+    revoked = await store.revoke_api_key(ci.id)
+    assert revoked is not None and revoked.id == ci.id and revoked.revoked_at is not None
     assert await store.find_api_key("a" * 64) is None
-    assert await store.revoke_api_key("ci") == 0
-    assert await store.revoke_api_key(phone.id) == 1
+    assert await store.find_live_api_keys("ci") == []
+    assert await store.revoke_api_key(ci.id) is None
+    assert await store.revoke_api_key("ci") is None  # by id only
+    assert await store.revoke_api_key(phone.id) is not None
     assert await store.find_api_key("b" * 64) is None
 
     listed = {k.id: k for k in await store.list_api_keys()}
@@ -431,7 +462,7 @@ async def test_api_keys(store: SqlStore) -> None:
 
 async def test_revoked_key_name_can_be_reused(store: SqlStore) -> None:
     old = await store.create_api_key("ci", "sb_1", "1" * 64)
-    await store.revoke_api_key("ci")
+    await store.revoke_api_key(old.id)
     new = await store.create_api_key("ci", "sb_2", "2" * 64)
     found = await store.find_api_key("2" * 64)
     assert found is not None and found.id == new.id != old.id
@@ -504,7 +535,7 @@ async def _queue_beside_a_failing_write(url: str) -> None:
         clash.id = taken.id
         blocker = await hold_writer(store)
         queued, failed = await asyncio.gather(
-            store.queue_outbound(outbound("Porch motion"), "key-1", app_events),
+            queue_keyed(store, outbound("Porch motion"), "key-1", events_for=app_events),
             store.record_inbound([clash], app_events),
             return_exceptions=True)
         await blocker

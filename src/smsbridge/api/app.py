@@ -12,22 +12,27 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
-from ..core.errors import InvalidInput
+from ..core.errors import InvalidInput, StoreUnavailable
 from ..core.messages import Direction, MessageStatus
 from ..gateway.runtime import Runtime
 from ..gateway.service import Gateway, MediaInput, SendRequest, describe_connection
-from ..store.base import ApiKeyRecord, MessageFilter
-from .limits import BodySizeLimit
+from ..store.base import MessageFilter
+from .auth import ApiKeyGate, Auth
+from .docs import install_docs, install_openapi
+from .inputs import read_model, refuse_nul
+from .limits import BodySizeLimit, BodyTooLarge
 from .models import (
-    ConnectionOut,
-    DeliveryOut,
+    ConnectionListOut,
+    DeliveryListOut,
     MessageListOut,
     MessageOut,
     Problem,
     SendIn,
 )
 from .problems import invalid, problem
+from .server import UrlLengthLimit
 from .webhooks import CarrierWebhooks
 
 log = logging.getLogger("smsbridge.api")
@@ -36,6 +41,13 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong API key"},
     422: {"model": Problem, "description": "invalid input; names the field"},
 }
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such message"}}
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "the body is over server.max_body_bytes"}}
+# The body is read by the route itself (after the API key is checked, see auth.py).
+SEND_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/SendIn"}}}}}
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -43,33 +55,11 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
                     media_type="application/json", headers=headers)
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
-async def api_key(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> ApiKeyRecord:
-    """The API key presented as a bearer token, or a 401 problem."""
-    challenge = {"WWW-Authenticate": 'Bearer realm="smsbridge"'}
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise StarletteHTTPException(
-            401, "send an API key as 'Authorization: Bearer sbk_...'", headers=challenge)
-    gateway = _runtime(request).gateway
-    assert gateway is not None
-    record = await gateway.authenticate(authorization[7:].strip())
-    if record is None:
-        raise StarletteHTTPException(401, "the API key is wrong or revoked", headers=challenge)
-    return record
-
-
-Auth = Annotated[ApiKeyRecord, Depends(api_key)]
-
-
-def create_app(runtime: Runtime) -> CarrierWebhooks:
+def create_app(runtime: Runtime) -> ASGIApp:
     """Build the ASGI app around ``runtime``, which the app's lifespan starts and stops.
 
-    Carrier webhooks are served by a bare ASGI layer; everything else by FastAPI (``.api``).
+    Carrier webhooks are served by a bare ASGI layer; everything else by FastAPI. Serve it
+    with ``uvicorn_options()`` (api/server.py) so that an over-long URL gets a problem too.
     """
     settings = runtime.settings
     base_url = settings.server.base_url
@@ -87,7 +77,12 @@ def create_app(runtime: Runtime) -> CarrierWebhooks:
         version="0.1.0",
         summary="One API and one webhook format in front of every SMS/MMS carrier.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,  # ReDoc loads from a CDN, which a LAN gateway cannot reach
+        dependencies=[Depends(refuse_nul)],
     )
+    install_openapi(app, [SendIn])
+    install_docs(app)
     app.state.runtime = runtime
 
     def gateway() -> Gateway:
@@ -113,6 +108,18 @@ def create_app(runtime: Runtime) -> CarrierWebhooks:
             field, reason = "body", "is not valid JSON"
         return invalid(field, reason)
 
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> Response:
+        return problem(413, "body-too-large", "Request body too large",
+                       f"the body is over the limit of {settings.server.max_body_bytes} bytes",
+                       headers={"Connection": "close"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(_: Request, exc: StoreUnavailable) -> Response:
+        log.error("store unavailable: %s", exc.reason)
+        return problem(503, "store-unavailable", "Store unavailable", exc.reason,
+                       headers={"Retry-After": "5"})
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -128,12 +135,22 @@ def create_app(runtime: Runtime) -> CarrierWebhooks:
                        "the gateway failed unexpectedly; see its log")
 
     # ---- health
-    @app.get("/healthz", tags=["health"], summary="200 when the store answers and the worker runs")
+    @app.get("/healthz", tags=["health"],
+             summary="200 when the store answers and takes writes, and the worker runs",
+             responses={503: {"description": "unhealthy; the body says why"}})
     async def healthz() -> Response:
+        store = runtime.store
         try:
-            await runtime.store.ping()
+            await store.ping()
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return _json({"status": "unhealthy", "store": f"unreachable: {type(exc).__name__}",
+            # StoreUnavailable carries a one-line reason; other errors are named by type.
+            why = getattr(exc, "reason", None) or type(exc).__name__
+            return _json({"status": "unhealthy", "store": f"unreachable: {why}",
+                          "worker": runtime.workers_alive()}, 503)
+        # While writes fail, this probes with a write, so health recovers without user traffic.
+        failure = await store.recheck_writes()
+        if failure is not None:
+            return _json({"status": "unhealthy", "store": f"writes failing: {failure.reason}",
                           "worker": runtime.workers_alive()}, 503)
         if not runtime.workers_alive():
             return _json({"status": "unhealthy", "store": "ok", "worker": False}, 503)
@@ -141,27 +158,32 @@ def create_app(runtime: Runtime) -> CarrierWebhooks:
 
     # ---- messages
     @app.post("/v1/messages", status_code=202, tags=["messages"], response_model=None,
-              responses={202: {"model": MessageOut}, **PROBLEM_RESPONSES},
-              summary="Queue a message to send")
+              responses={202: {"model": MessageOut, "description": "queued (or, for an "
+                               "Idempotency-Key seen before, the message it queued)",
+                               "links": {"GetMessage": {"operationId": "getMessage", "parameters": {
+                                   "message_id": "$response.body#/id"}}}},
+                         **PROBLEM_RESPONSES, **TOO_LARGE},
+              summary="Queue a message to send", openapi_extra=SEND_BODY)
     async def send_message(
-        body: SendIn, _key: Auth,
+        http_request: Request, key: Auth,
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> Response:
+        body = await read_model(http_request, SendIn)
         request = SendRequest(
             from_number=body.from_, to_number=body.to, text=body.text,
             media=[MediaInput(url=m.url, data_base64=m.data, content_type=m.content_type)
                    for m in body.media],
             connection=body.connection,
         )
-        message, created = await gateway().send(request, idempotency_key)
+        message, created = await gateway().send(request, idempotency_key, scope=key.id)
         headers = {"Location": f"/v1/messages/{message.id}"}
         if not created:
             headers["Idempotent-Replayed"] = "true"
         return _json(message.to_dict(), 202, headers)
 
     @app.get("/v1/messages/{message_id}", tags=["messages"], response_model=None,
-             responses={200: {"model": MessageOut}, 404: {"model": Problem},
-                        **PROBLEM_RESPONSES})
+             operation_id="getMessage",
+             responses={200: {"model": MessageOut}, **NOT_FOUND, **PROBLEM_RESPONSES})
     async def get_message(message_id: str, _key: Auth) -> Response:
         message = await runtime.store.get_message(message_id)
         if message is None:
@@ -192,7 +214,7 @@ def create_app(runtime: Runtime) -> CarrierWebhooks:
                       "next_cursor": page.next_cursor})
 
     @app.get("/v1/webhook-deliveries", tags=["webhooks"], response_model=None,
-             responses={200: {"model": list[DeliveryOut]}, **PROBLEM_RESPONSES},
+             responses={200: {"model": DeliveryListOut}, **PROBLEM_RESPONSES},
              summary="App-webhook deliveries and their outcome")
     async def list_deliveries(
         _key: Auth, message_id: str | None = None,
@@ -203,7 +225,7 @@ def create_app(runtime: Runtime) -> CarrierWebhooks:
         return _json({"data": [r.to_dict() for r in rows]})
 
     @app.get("/v1/carriers", tags=["carriers"], response_model=None,
-             responses={200: {"model": list[ConnectionOut]}, **PROBLEM_RESPONSES},
+             responses={200: {"model": ConnectionListOut}, **PROBLEM_RESPONSES},
              summary="Configured carrier connections and their webhook URLs")
     async def list_carriers(_key: Auth) -> Response:
         gw = gateway()
@@ -211,4 +233,7 @@ def create_app(runtime: Runtime) -> CarrierWebhooks:
                                for c in settings.connections.values()]})
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
-    return CarrierWebhooks(app, gateway, base_url, settings.server.max_webhook_bytes)
+    # Outermost first: URL length, then carrier webhooks (their own bare layer, token in the
+    # path), then the API key from the headers, and only then the framework.
+    return UrlLengthLimit(CarrierWebhooks(ApiKeyGate(app, gateway), gateway, base_url,
+                                          settings.server.max_webhook_bytes))

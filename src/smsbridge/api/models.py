@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..core.segments import replace_lone_surrogates
 
 
 class MediaIn(BaseModel):
@@ -20,7 +22,10 @@ class MediaIn(BaseModel):
 class SendIn(BaseModel):
     """A message to send."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra={
+        # The sandbox carrier's default number: the example works on a fresh install.
+        "examples": [{"from": "+15555550100", "to": "+15145550111",
+                      "text": "Porch motion at 02:14"}]})
 
     from_: str = Field(alias="from", description="one of your numbers (E.164 or national)")
     to: str = Field(description="the recipient (E.164 or national in the default region)")
@@ -28,6 +33,12 @@ class SendIn(BaseModel):
     media: list[MediaIn] = Field(default_factory=list, max_length=10)
     connection: str | None = Field(None, description="which connection to use; default: "
                                                      "the one that owns `from`")
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        # JSON may carry half of an emoji ("\ud83d"); pydantic refuses such a str outright.
+        return replace_lone_surrogates(value) if isinstance(value, str) else value
 
 
 class MediaOut(BaseModel):
@@ -82,8 +93,14 @@ class DeliveryOut(BaseModel):
     message_id: str | None
     status: Literal["pending", "delivered", "failed"]
     attempts: int
-    next_attempt_at: float | None
+    next_attempt_at: str | None  # RFC 3339, UTC
     last_error: str | None
+
+
+class DeliveryListOut(BaseModel):
+    """A list of app-webhook deliveries."""
+
+    data: list[DeliveryOut]
 
 
 class ConnectionOut(BaseModel):
@@ -97,6 +114,19 @@ class ConnectionOut(BaseModel):
     setup: str | None
 
 
+class ConnectionListOut(BaseModel):
+    """Every configured carrier connection."""
+
+    data: list[ConnectionOut]
+
+
+class FieldError(BaseModel):
+    """One wrong field of a request, and why."""
+
+    field: str
+    reason: str
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document."""
 
@@ -104,3 +134,4 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+    errors: list[FieldError] | None = Field(None, description="422 only: the wrong fields")

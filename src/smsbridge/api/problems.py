@@ -7,18 +7,29 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ..core.segments import replace_lone_surrogates
+
 # A URN, not a URL: the type names the problem without pointing at a page nobody serves.
 PROBLEM_BASE = "urn:smsbridge:problem:"
+
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_body(status: int, slug: str, title: str, detail: str, **extra: Any) -> bytes:
+    """The JSON of a problem document."""
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status,
+                            "detail": detail}
+    body.update(extra)
+    # A detail may quote the input, and input may hold half an emoji: no UTF-8 for that.
+    return replace_lone_surrogates(json.dumps(body, ensure_ascii=False)).encode()
 
 
 def problem(status: int, slug: str, title: str, detail: str, *,
             headers: dict[str, str] | None = None, **extra: Any) -> Response:
     """A ``application/problem+json`` response."""
-    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status,
-                            "detail": detail}
-    body.update(extra)
-    return Response(json.dumps(body, ensure_ascii=False), status_code=status,
-                    media_type="application/problem+json", headers=headers)
+    return Response(problem_body(status, slug, title, detail, **extra), status_code=status,
+                    media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def invalid(field: str, reason: str) -> Response:

@@ -14,7 +14,13 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..core.errors import InvalidInput, MalformedWebhook, ProviderError, WebhookRejected
+from ..core.errors import (
+    InvalidInput,
+    MalformedWebhook,
+    ProviderError,
+    StoreUnavailable,
+    WebhookRejected,
+)
 from ..gateway.service import Gateway
 from ..providers.base import Reply, WebhookRequest
 from .limits import BodyTooLarge
@@ -89,6 +95,11 @@ class CarrierWebhooks:
             # Nothing was stored; a non-2xx makes the carrier send it again later.
             log.warning("could not complete %s webhook on %r: %s", kind, connection, exc.reason)
             return problem(503, "carrier-unavailable", "Carrier unavailable", exc.reason,
+                           headers={"Retry-After": "60"})
+        except StoreUnavailable as exc:
+            # Nothing was stored; the carrier's retry will find the store back.
+            log.error("could not store %s webhook on %r: %s", kind, connection, exc.reason)
+            return problem(503, "store-unavailable", "Store unavailable", exc.reason,
                            headers={"Retry-After": "60"})
         except Exception:
             log.exception("%s webhook on %r failed unexpectedly", kind, connection)

@@ -1,36 +1,50 @@
-"""The ``smsbridge`` command: serve, worker, send, messages, carriers, keys, sandbox, config."""
+"""The ``smsbridge`` command: serve, worker, send, messages, carriers, keys, sandbox, config.
+
+Each command imports what it uses inside its body: listing messages needs the store but
+not the web server, the carriers' HTTP client or Alembic, and starts in a fraction of the
+time the whole stack takes to import.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import json
-import logging
-import mimetypes
-import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from ..core.errors import ConfigError, InvalidInput, SmsBridgeError
-from ..core.messages import Direction, Message, MessageStatus
-from ..gateway.config import ENV_CONFIG, Settings, load_settings
+from ..core.errors import InvalidInput, SmsBridgeError
+from ..core.messages import Direction, MessageStatus
+from .common import (
+    ConfigOpt,
+    JsonOpt,
+    err,
+    fail,
+    friendly_errors,
+    load,
+    out,
+    print_json,
+    print_warnings,
+    unreachable_warning,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..core.messages import Message
+    from ..gateway.service import MediaInput
 
 app = typer.Typer(
     name="smsbridge",
-    help="Self-hosted SMS/MMS gateway: one API and one webhook format for every carrier.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-carriers_app = typer.Typer(help="Carrier connections and their webhook URLs.",
+carriers_app = typer.Typer(help="Carrier connections and the webhook URLs to give each carrier "
+                                "(each URL holds the connection's secret token).",
                            invoke_without_command=True)
 keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once).", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Play traffic through the built-in sandbox carrier.",
@@ -41,55 +55,30 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(config_app, name="config")
 
-out = Console()
-err = Console(stderr=True)
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", envvar=ENV_CONFIG, help="TOML config file "
-                 f"(or ${ENV_CONFIG}); without one: SQLite in ./smsbridge-data and the sandbox."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-F = TypeVar("F", bound=Callable[..., Any])
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        sys.stdout.write(f"smsbridge {__version__}\n")
+        raise typer.Exit()
 
 
-def friendly_errors(func: F) -> F:
-    """Turn smsbridge errors into one clear line and an exit code, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            err.print(f"[red]config error[/red] {exc.key}: {exc.reason}", highlight=False,
-                      soft_wrap=True)
-            raise typer.Exit(2) from None
-        except InvalidInput as exc:
-            err.print(f"[red]invalid[/red] {exc.field}: {exc.reason}", highlight=False,
-                      soft_wrap=True)
-            raise typer.Exit(2) from None
-        except SmsBridgeError as exc:
-            err.print(f"[red]error[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
+# Rich keeps a docstring's line breaks, so the help's paragraphs are written as single lines.
+MAIN_HELP = (
+    "Self-hosted SMS/MMS gateway: one API and one webhook format for every carrier.\n\n"
+    "The config file is --config or $SMSBRIDGE_CONFIG. Without a database in it, the data "
+    "lives in $SMSBRIDGE_DATA_DIR, else $XDG_DATA_HOME/smsbridge, else "
+    "~/.local/share/smsbridge."
+)
 
 
-def _settings(config: Path | None) -> Settings:
-    return load_settings(config)
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    # Alembic narrates every plugin at INFO; only its warnings matter to a user.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+@app.callback(help=MAIN_HELP)
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """The smsbridge command (its help is MAIN_HELP)."""
 
 
 # ---------------------------------------------------------------- serve / worker / migrate
@@ -97,95 +86,36 @@ def _print_json(data: Any) -> None:
 @friendly_errors
 def serve(
     config: ConfigOpt = None,
-    listen: Annotated[str | None, typer.Option(help="HOST:PORT, overrides server.listen")] = None,
+    listen: Annotated[str | None, typer.Option(help="HOST:PORT, overrides server.listen.")
+                      ] = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Serve HTTP only; run "
                                             "`smsbridge worker` elsewhere to send.")] = False,
 ) -> None:
-    """Run the gateway: the HTTP API, carrier webhooks and (unless --no-worker) the workers."""
-    import uvicorn
+    """Run the gateway: the HTTP API, carrier webhooks and (unless --no-worker) the workers.
 
-    from ..api.app import create_app
-    from ..gateway.admin import provision
-    from ..gateway.runtime import Runtime
+    Applies migrations, and on first start prints an API key.
+    """
+    from .serving import serve as run_serve
 
-    settings = _settings(config)
-    if listen:
-        settings.config.server = settings.server.model_copy(update={"listen": listen})
-        type(settings.server).model_validate(settings.server.model_dump())
-    _setup_logging(settings.server.log_level)
-    tokens, first_key = asyncio.run(provision(settings))
-    srv = settings.server
-    err.print(f"[bold]smsbridge[/bold] on http://{srv.listen}  store: "
-              f"{_redact_db(srv.database)}  config: {settings.source or '(embedded default)'}",
-              highlight=False)
-    if first_key:
-        err.print("\n[bold yellow]API key (shown once; it is stored hashed):[/bold yellow]")
-        out.print(first_key, highlight=False, soft_wrap=True)
-        err.print("Use it as: Authorization: Bearer <key>\n")
-    for name, conn in settings.connections.items():
-        url = f"{srv.base_url}/v1/carriers/{name}/{tokens[name]}/inbound"
-        err.print(f"  {name} ({conn.carrier}) {', '.join(conn.numbers)}  inbound: {url}",
-                  highlight=False, soft_wrap=True)
-    runtime = Runtime(settings, run_workers=not no_worker)
-    uvicorn.run(create_app(runtime), host=srv.host, port=srv.port, log_level="warning",
-                access_log=False, server_header=False)
+    run_serve(config, listen, no_worker)
 
 
 @app.command()
 @friendly_errors
 def worker(config: ConfigOpt = None) -> None:
     """Run only the workers (outbox and app webhooks), beside one or more `serve --no-worker`."""
-    from ..gateway.runtime import Runtime
+    from .serving import worker as run_worker
 
-    settings = _settings(config)
-    _setup_logging(settings.server.log_level)
-
-    async def main() -> None:
-        runtime = Runtime(settings)
-        await runtime.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        logging.getLogger("smsbridge").info("worker running (%s)", runtime.outbox and
-                                            runtime.outbox.owner)
-        await stop.wait()
-        await runtime.stop()
-
-    _run_fast(main())
+    run_worker(config)
 
 
 @app.command()
 @friendly_errors
 def migrate(config: ConfigOpt = None) -> None:
     """Apply the database migrations (serve and worker also do this on start)."""
-    from ..store.migrate import current_revision, head_revision
-    from ..store.sql import SqlStore
+    from .serving import migrate as run_migrate
 
-    settings = _settings(config)
-    store = SqlStore(settings.server.database)
-    before = current_revision(store.engine)
-    store.migrate()
-    after = current_revision(store.engine)
-    store.engine.dispose()
-    out.print(f"database at revision {after} (was {before or 'empty'}; newest {head_revision()})")
-
-
-def _run_fast(coro: Any) -> None:
-    """Run a long-lived coroutine on uvloop when it is installed (as `serve` does via uvicorn)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coro)
-
-
-def _redact_db(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    run_migrate(config)
 
 
 # ---------------------------------------------------------------- send / messages
@@ -205,10 +135,12 @@ def send(
     as_json: JsonOpt = False,
 ) -> None:
     """Queue a message; the running `serve` or `worker` sends it."""
+    import asyncio
+
     from ..gateway.admin import open_gateway
     from ..gateway.service import SendRequest
 
-    settings = _settings(config)
+    settings = load(config, secrets=True)
     items = [_media_input(m, settings.server.max_media_bytes) for m in (media or [])]
 
     async def main() -> tuple[Message, bool]:
@@ -217,7 +149,7 @@ def send(
 
     message, created = asyncio.run(main())
     if as_json:
-        _print_json(message.to_dict())
+        print_json(message.to_dict())
         return
     verb = "queued" if created else "already queued (same idempotency key)"
     out.print(f"{verb} [bold]{message.id}[/bold] {message.from_number} -> {message.to_number} "
@@ -225,8 +157,9 @@ def send(
               f"status: {message.status.value}", highlight=False)
 
 
-def _media_input(value: str, limit: int) -> Any:
+def _media_input(value: str, limit: int) -> MediaInput:
     import base64
+    import mimetypes
 
     from ..gateway.service import MediaInput
 
@@ -259,30 +192,29 @@ def messages(
     as_json: JsonOpt = False,
 ) -> None:
     """List messages, newest first."""
-    from ..core.phone import to_e164
-    from ..store.base import MessageFilter
-    from ..store.sql import SqlStore
+    import asyncio
 
-    settings = _settings(config)
+    from ..core.phone import to_e164
+    from ..gateway.admin import open_store
+    from ..store.base import MessageFilter
+
+    settings = load(config, secrets=False)
     if number:
         number = to_e164(number, settings.server.default_region, field="number")
     filt = MessageFilter(number, direction, status)
 
     async def main() -> None:
-        store = SqlStore(settings.server.database)
-        await asyncio.to_thread(store.migrate)
-        try:
+        async with open_store(settings) as store:
             page = await store.list_messages(filt, limit, None)
-            rows = list(reversed(page.messages))
             if as_json and not follow:
-                _print_json({"data": [m.to_dict() for m in page.messages],
-                             "next_cursor": page.next_cursor})
+                print_json({"data": [m.to_dict() for m in page.messages],
+                            "next_cursor": page.next_cursor})
                 return
             if not follow:
                 out.print(_message_table(page.messages))
                 return
             seen: dict[str, str] = {}
-            for m in rows:
+            for m in reversed(page.messages):
                 _print_follow(m, as_json)
                 seen[m.id] = f"{m.status}{m.updated_at}"
             while True:
@@ -293,8 +225,6 @@ def messages(
                     if seen.get(m.id) != stamp:
                         seen[m.id] = stamp
                         _print_follow(m, as_json)
-        finally:
-            await store.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
@@ -311,6 +241,8 @@ def _print_follow(m: Message, as_json: bool) -> None:
 
 
 def _message_table(rows: list[Message]) -> Table:
+    from rich.table import Table
+
     table = Table(title=None if rows else "no messages")
     for col in ("id", "when", "dir", "from", "to", "status", "text", "error"):
         table.add_column(col, overflow="fold")
@@ -326,22 +258,23 @@ def _message_table(rows: list[Message]) -> Table:
 @carriers_app.callback()
 @friendly_errors
 def carriers(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """List carrier connections, their numbers and the webhook URLs to give each carrier."""
+    """List carrier connections, their numbers and the webhook URLs to give each carrier.
+
+    The URLs hold each connection's secret token: give them to the carrier only.
+    """
+    import asyncio
+
     ctx.obj = config
     if ctx.invoked_subcommand is not None:
         return
-    from ..gateway.admin import open_gateway
-    from ..gateway.service import describe_connection
+    from ..gateway.admin import describe_connections
 
-    settings = _settings(config)
-
-    async def main() -> list[dict[str, Any]]:
-        async with open_gateway(settings) as gw:
-            return [describe_connection(gw, c) for c in settings.connections.values()]
-
-    rows = asyncio.run(main())
+    settings = load(config, secrets=False)
+    base, rows = asyncio.run(describe_connections(settings))
+    unreachable_warning(settings, base)
+    print_warnings(settings)
     if as_json:
-        _print_json({"data": rows})
+        print_json({"data": rows})
         return
     if not rows:
         out.print("no carrier connections configured")
@@ -362,14 +295,22 @@ def rotate_token(ctx: typer.Context, name: Annotated[str, typer.Argument(
         help="The connection whose webhook URL is replaced.")], config: ConfigOpt = None
                  ) -> None:
     """Give a connection a new webhook token; update the carrier with the new URL."""
-    from ..gateway.admin import open_gateway
+    import asyncio
+    import secrets
 
-    settings = _settings(config or ctx.obj)
+    from ..gateway.admin import carrier_base_url, open_store
+
+    settings = load(config or ctx.obj, secrets=False)
+    if name not in settings.connections:
+        raise InvalidInput("connection", f"no connection named {name!r}; known: "
+                           f"{', '.join(settings.connections) or 'none'}")
 
     async def main() -> str:
-        async with open_gateway(settings) as gw:
-            await gw.rotate_token(name)
-            return gw.inbound_url(name)
+        async with open_store(settings) as store:
+            token = secrets.token_urlsafe(32)
+            await store.rotate_token(name, token)
+            base = await carrier_base_url(settings, store)
+        return f"{base}/v1/carriers/{name}/{token}/inbound"
 
     url = asyncio.run(main())
     out.print(f"new inbound URL for {name}: {url}", highlight=False, soft_wrap=True)
@@ -381,14 +322,16 @@ def rotate_token(ctx: typer.Context, name: Annotated[str, typer.Argument(
 @keys_app.command("create")
 @friendly_errors
 def keys_create(
-    name: Annotated[str, typer.Option(help="What the key is for.")],
+    name: Annotated[str, typer.Option(help="What the key is for (unique among live keys).")],
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key and print it once."""
+    import asyncio
+
     from ..gateway.admin import open_gateway
 
-    settings = _settings(config)
+    settings = load(config, secrets=False)
 
     async def main() -> tuple[Any, str]:
         async with open_gateway(settings) as gw:
@@ -396,7 +339,7 @@ def keys_create(
 
     record, key = asyncio.run(main())
     if as_json:
-        _print_json({"id": record.id, "name": record.name, "key": key})
+        print_json({**record.to_dict(), "key": key})
         return
     err.print(f"created key {record.id} ({record.name}); it is shown only now:")
     out.print(key, highlight=False, soft_wrap=True)
@@ -406,25 +349,23 @@ def keys_create(
 @friendly_errors
 def keys_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """List API keys (never the keys themselves)."""
-    from ..store.sql import SqlStore
+    import asyncio
 
-    settings = _settings(config)
+    from ..gateway.admin import open_store
+
+    settings = load(config, secrets=False)
 
     async def main() -> list[Any]:
-        store = SqlStore(settings.server.database)
-        await asyncio.to_thread(store.migrate)
-        try:
+        async with open_store(settings) as store:
             return await store.list_api_keys()
-        finally:
-            await store.close()
 
     records = asyncio.run(main())
     if as_json:
-        _print_json({"data": [{"id": r.id, "name": r.name, "prefix": r.prefix,
-                               "created_at": r.created_at, "revoked_at": r.revoked_at}
-                              for r in records]})
+        print_json({"data": [r.to_dict() for r in records]})
         return
-    table = Table()
+    from rich.table import Table
+
+    table = Table(title=None if records else "no API keys")
     for col in ("id", "name", "prefix", "created", "state"):
         table.add_column(col)
     for r in records:
@@ -437,27 +378,18 @@ def keys_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 @keys_app.command("revoke")
 @friendly_errors
 def keys_revoke(
-    key: Annotated[str, typer.Argument(help="The key's id or name.")],
+    key: Annotated[str, typer.Argument(help="The key's id, or its name when only one live "
+                                       "key has it.")],
     config: ConfigOpt = None,
 ) -> None:
-    """Revoke an API key by id or name."""
-    from ..store.sql import SqlStore
+    """Revoke one API key by id or by name."""
+    import asyncio
 
-    settings = _settings(config)
+    from ..gateway.admin import revoke_key
 
-    async def main() -> int:
-        store = SqlStore(settings.server.database)
-        await asyncio.to_thread(store.migrate)
-        try:
-            return await store.revoke_api_key(key)
-        finally:
-            await store.close()
-
-    count = asyncio.run(main())
-    if not count:
-        err.print(f"no active key with id or name {key!r}")
-        raise typer.Exit(1)
-    out.print(f"revoked {count} key(s)")
+    settings = load(config, secrets=False)
+    record = asyncio.run(revoke_key(settings, key))
+    out.print(f"revoked key {record.id} ({record.name})", highlight=False)
 
 
 # ---------------------------------------------------------------- sandbox
@@ -469,19 +401,20 @@ def sandbox_receive(
     text: Annotated[str, typer.Option("--text", "-t", help="The message text.")] = "",
     media: Annotated[list[str] | None, typer.Option("--media", "-m", help="Media URL.")] = None,
     connection: Annotated[str | None, typer.Option(help="Sandbox connection name.")] = None,
-    server: Annotated[str | None, typer.Option(help="Gateway base URL (default: the "
-                                               "listen address in the config).")] = None,
+    server: Annotated[str | None, typer.Option(help="Gateway base URL (default: where the "
+                                               "running `smsbridge serve` listens).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Deliver an inbound message through the sandbox carrier's webhook of a running gateway."""
+    import asyncio
     import uuid
 
     import aiohttp
 
     from ..core.phone import to_e164
-    from ..store.sql import SqlStore
+    from ..gateway.admin import gateway_url, open_store
 
-    settings = _settings(config)
+    settings = load(config, secrets=False)
     region = settings.server.default_region
     to_e = to_e164(to, region, field="to")
     from_e = to_e164(from_, region, field="from")
@@ -490,20 +423,14 @@ def sandbox_receive(
     owner = next((c for c in candidates if to_e in c.numbers), None)
     if owner is None:
         raise InvalidInput("to", f"{to_e} is not a number of a sandbox connection")
-    srv = settings.server
-    host = "127.0.0.1" if srv.host in ("0.0.0.0", "::") else srv.host
-    base = (server or f"http://{host}:{srv.port}").rstrip("/")
     payload = {"id": f"sbx-in-{uuid.uuid4().hex[:12]}", "from": from_e, "to": to_e,
                "text": text, "media": [{"url": u} for u in (media or [])]}
 
     async def main() -> tuple[int, str]:
-        store = SqlStore(srv.database)
-        await asyncio.to_thread(store.migrate)
-        try:
+        async with open_store(settings) as store:
             # Read only: tokens are made by the gateway, never by a client of it.
             token = (await store.read_tokens()).get(owner.name)
-        finally:
-            await store.close()
+            base = (server or await gateway_url(settings, store)).rstrip("/")
         if not token:
             raise SmsBridgeError(f"connection {owner.name!r} has no webhook URL yet; start "
                                  "the gateway once with `smsbridge serve`")
@@ -518,8 +445,7 @@ def sandbox_receive(
 
     status, body = asyncio.run(main())
     if status >= 300:
-        err.print(f"[red]the gateway answered {status}[/red]: {body}", highlight=False)
-        raise typer.Exit(1)
+        fail(f"the gateway answered {status}: {body}", 1)
     out.print(f"delivered {payload['id']} {from_e} -> {to_e} through the sandbox; "
               "see it with `smsbridge messages`", highlight=False)
 
@@ -528,16 +454,22 @@ def sandbox_receive(
 @config_app.command("check")
 @friendly_errors
 def config_check(config: ConfigOpt = None) -> None:
-    """Validate the config; on error name the bad key and why (exit 2)."""
-    settings = _settings(config)
-    out.print(f"config OK: {settings.source or '(embedded default)'}", highlight=False)
-    out.print(f"  listen {settings.server.listen}, public URL {settings.server.base_url}, "
-              f"store {_redact_db(settings.server.database)}", highlight=False)
+    """Validate the config, secrets included; on error name the bad key and why (exit 2)."""
+    from ..core.redact import redact_url
+
+    settings = load(config, secrets=True)
+    srv = settings.server
+    out.print(f"config OK: {settings.source or '(embedded default: no config file)'}",
+              highlight=False, soft_wrap=True)
+    out.print(f"  listen {srv.listen}, public URL {srv.public_url or '(none)'}, "
+              f"data {settings.data_location}", highlight=False, soft_wrap=True)
     for conn in settings.connections.values():
         out.print(f"  connection {conn.name}: {conn.carrier}, numbers "
                   f"{', '.join(conn.numbers) or '-'}", highlight=False)
     for hook in settings.webhooks:
-        out.print(f"  webhook {hook.url}: {', '.join(hook.events)}", highlight=False)
+        out.print(f"  webhook {redact_url(hook.url)}: {', '.join(hook.events)}", highlight=False)
+    unreachable_warning(settings, srv.base_url)
+    print_warnings(settings)
 
 
 def run() -> None:

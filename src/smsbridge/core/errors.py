@@ -4,11 +4,13 @@ Every error smsbridge raises on purpose derives from ``SmsBridgeError``::
 
     SmsBridgeError
     ├── InvalidInput             bad user input; names the field and the reason (422)
-    │   └── InvalidPhoneNumber   not a phone number, or not one we can send to
+    │   ├── InvalidPhoneNumber   not a phone number, or not one we can send to
+    │   └── IdempotencyKeyReused an Idempotency-Key already used for a different request
     ├── ConfigError              a bad configuration key; names the key and the reason
     ├── ProviderError            a carrier refused or failed a request; says if a retry can help
     ├── WebhookRejected          an inbound carrier request failed its token or signature (403)
-    └── MalformedWebhook         an inbound carrier request could not be parsed (400)
+    ├── MalformedWebhook         an inbound carrier request could not be parsed (400)
+    └── StoreUnavailable         the database cannot be used; says what to do about it
 
 Providers raise ``ProviderError``, ``WebhookRejected`` and ``MalformedWebhook``;
 what to do about them (retry, fail, answer 4xx) is decided by dispatch and api.
@@ -32,6 +34,13 @@ class InvalidInput(SmsBridgeError):
 
 class InvalidPhoneNumber(InvalidInput):
     """A value that is not a usable phone number."""
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key that was first used for a request with other contents."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("Idempotency-Key", reason)
 
 
 class ConfigError(SmsBridgeError):
@@ -82,6 +91,14 @@ class WebhookRejected(SmsBridgeError):
 
 class MalformedWebhook(SmsBridgeError):
     """An inbound carrier request whose payload cannot be understood."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StoreUnavailable(SmsBridgeError):
+    """The database cannot be reached, opened or written; ``reason`` is one line saying why."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -14,6 +14,7 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
 _NON_GSM7 = re.compile("[^" + re.escape("".join(sorted(GSM7_BASIC | GSM7_EXTENSION))) + "]")
 _GSM7_EXT_RE = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -77,13 +78,26 @@ def split_segments(text: str) -> list[str]:
     return parts
 
 
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with each unpaired UTF-16 surrogate replaced by U+FFFD.
+
+    A carrier that splits an emoji at a segment boundary sends half of its
+    surrogate pair; no database driver can encode that half as UTF-8. Two halves
+    that do pair up (decoded separately) are joined back into their character.
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def count_segments(text: str) -> SegmentCount:
-    """Count the encoding, size and number of SMS parts ``text`` needs."""
+    """Count the encoding, size and number of SMS parts ``text`` needs; never raises."""
     # Regexes scan in C: this runs for every message on the webhook hot path.
     if _NON_GSM7.search(text) is None:
         encoding, units = GSM7, len(text) + len(_GSM7_EXT_RE.findall(text))
     else:
-        encoding, units = UCS2, len(text.encode("utf-16-le")) // 2
+        # surrogatepass: a lone surrogate is one UTF-16 unit, as a carrier counts it.
+        encoding, units = UCS2, len(text.encode("utf-16-le", "surrogatepass")) // 2
     if units <= _SINGLE_LIMIT[encoding]:
         return SegmentCount(encoding, units, 1)
     return SegmentCount(encoding, units, len(split_segments(text)))

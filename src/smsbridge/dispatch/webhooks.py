@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from ..core.redact import redact_url, redact_urls
 from ..store.base import DeliveryRecord, Store
 from .backoff import backoff_delay
 from .worker import PollingWorker
@@ -99,19 +100,23 @@ class WebhookDeliveryWorker(PollingWorker):
                     await self.store.finish_delivery(delivery.id, ok=True, error=None,
                                                      next_attempt_at=None)
                     log.info("webhook %s %s delivered to %s", delivery.id, delivery.event_type,
-                             delivery.url)
+                             redact_url(delivery.url))
                     return
                 error = f"HTTP {resp.status}"
         except (TimeoutError, aiohttp.ClientError) as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # Some aiohttp errors name the whole URL, credentials included; the error is both
+            # logged and stored for GET /v1/webhook-deliveries.
+            error = (f"{type(exc).__name__}: {redact_urls(str(exc))}" if str(exc)
+                     else type(exc).__name__)
         if delivery.attempts >= target.max_attempts:
             await self.store.finish_delivery(
                 delivery.id, ok=False, next_attempt_at=None,
                 error=f"{error} (gave up after {delivery.attempts} attempts)")
-            log.warning("webhook %s to %s failed for good: %s", delivery.id, delivery.url, error)
+            log.warning("webhook %s to %s failed for good: %s", delivery.id,
+                        redact_url(delivery.url), error)
             return
         delay = backoff_delay(delivery.attempts, self.backoff_base, self.backoff_max)
         await self.store.finish_delivery(delivery.id, ok=False, error=error,
                                          next_attempt_at=time.time() + delay)
-        log.warning("webhook %s to %s: %s; retry in %.1fs", delivery.id, delivery.url, error,
-                    delay)
+        log.warning("webhook %s to %s: %s; retry in %.1fs", delivery.id,
+                    redact_url(delivery.url), error, delay)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..core.errors import ConfigError, InvalidPhoneNumber
 from ..core.phone import to_e164
-from ..providers.base import Provider, ProviderConfig
-from ..providers.registry import UnknownProvider, get_provider_class
+
+if TYPE_CHECKING:  # the providers (and aiohttp) load only when a command uses a connection
+    from ..providers.base import Provider, ProviderConfig
 
 ENV_CONFIG = "SMSBRIDGE_CONFIG"
-DEFAULT_DATA_DIR = "smsbridge-data"
+ENV_DATA_DIR = "SMSBRIDGE_DATA_DIR"
+DATABASE_FILE = "smsbridge.db"
 SANDBOX_NUMBER = "+15555550100"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 EVENT_TYPES = ("message.received", "message.status", "message.queued")
@@ -32,12 +36,16 @@ class ServerConfig(_Strict):
 
     listen: str = "127.0.0.1:8080"
     public_url: str | None = None
-    database: str = f"sqlite:///{DEFAULT_DATA_DIR}/smsbridge.db"
+    # Filled in by load_settings: SQLite in the data folder (see default_data_dir).
+    database: str = f"sqlite:///{DATABASE_FILE}"
     default_region: str = "US"
     # The API's limit leaves room for base64 media; carrier webhooks are small and get less.
     max_body_bytes: int = Field(10_000_000, ge=1024, le=100_000_000)
     max_webhook_bytes: int = Field(1_000_000, ge=1024, le=50_000_000)
     max_media_bytes: int = Field(5_000_000, ge=1, le=50_000_000)
+    # Media URLs on loopback, private or link-local addresses are refused unless this is set:
+    # a carrier or the gateway fetching them would reach into the gateway's own network.
+    allow_private_media: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("listen")
@@ -68,8 +76,13 @@ class ServerConfig(_Strict):
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str) -> str:
+        import phonenumbers
+
         if not re.fullmatch(r"[A-Za-z]{2}", value):
             raise ValueError("must be a two-letter region code such as US")
+        if phonenumbers.country_code_for_region(value.upper()) == 0:
+            raise ValueError(f"{value!r} is not a known region; use an ISO 3166 code such "
+                             "as US, CA, GB or FR")
         return value.upper()
 
     @property
@@ -163,51 +176,97 @@ class GatewayConfig(_Strict):
 
 
 class Connection:
-    """A configured carrier connection: its provider instance and its numbers in E.164."""
+    """A configured carrier connection: its provider and its numbers in E.164.
 
-    def __init__(self, config: ConnectionConfig, provider: Provider[Any], numbers: list[str]
-                 ) -> None:
+    The provider is built on first use, which is when the ``${NAME}`` references in its
+    settings are resolved: a command that never talks to the carrier needs none of them.
+    """
+
+    def __init__(self, config: ConnectionConfig, provider_class: type[Provider[Any]],
+                 numbers: list[str], key: str) -> None:
         self.name = config.name
         self.carrier = config.carrier
-        self.provider = provider
+        self.provider_class = provider_class
         self.numbers = numbers
+        self.key = key
+        self._settings = config.settings
+
+    @cached_property
+    def provider(self) -> Provider[Any]:
+        """The provider with its secrets resolved; ConfigError names a missing variable."""
+        key = f"{self.key}.settings"
+        resolved = expand_env(self._settings, key)
+        return self.provider_class(_validate_model(self.provider_class.Config, resolved, key))
+
+    def setup_hint(self, inbound_url: str, status_url: str) -> str | None:
+        """What to paste into the carrier's portal; needs no secret."""
+        # Only settings whose variables are set, and unvalidated: the hint is built from
+        # URLs, and a placeholder must never pass for a real value.
+        known = expand_env(self._settings, f"{self.key}.settings", missing="omit")
+        provider = self.provider_class(self.provider_class.Config.model_construct(**known))
+        return provider.setup_hint(inbound_url, status_url)
 
     def __repr__(self) -> str:
         return f"Connection({self.name!r}, carrier={self.carrier!r}, numbers={self.numbers!r})"
 
 
 class Settings:
-    """A validated configuration with its providers built and its numbers normalised."""
+    """A validated configuration with its connections and its numbers normalised.
 
-    def __init__(self, config: GatewayConfig, source: str | None) -> None:
+    ``secrets_resolved`` is False for the settings of read-only commands: their
+    app webhooks are not loaded and each connection resolves its secrets on first use.
+    """
+
+    def __init__(self, config: GatewayConfig, source: str | None, *,
+                 secrets_resolved: bool = True) -> None:
         self.config = config
         self.source = source
-        self.connections: dict[str, Connection] = {}
-        self.number_owner: dict[str, Connection] = {}
-        for index, conn_cfg in enumerate(config.connections):
+        self.secrets_resolved = secrets_resolved
+        if secrets_resolved:
+            # Fail at start, naming the key, rather than at the first send.
+            for conn in self.connections.values():
+                _ = conn.provider
+
+    @cached_property
+    def _built(self) -> tuple[dict[str, Connection], dict[str, Connection]]:
+        from ..providers.registry import UnknownProvider, get_provider_class
+
+        connections: dict[str, Connection] = {}
+        number_owner: dict[str, Connection] = {}
+        for index, conn_cfg in enumerate(self.config.connections):
             key = f"connections[{index}]"
-            if conn_cfg.name in self.connections:
+            if conn_cfg.name in connections:
                 raise ConfigError(f"{key}.name", f"{conn_cfg.name!r} is used twice")
             try:
                 cls = get_provider_class(conn_cfg.carrier)
             except UnknownProvider as exc:
                 raise ConfigError(f"{key}.carrier", str(exc)) from None
-            provider_config = _validate_model(cls.Config, conn_cfg.settings, f"{key}.settings")
             numbers: list[str] = []
             for n_index, raw in enumerate(conn_cfg.numbers):
                 try:
-                    number = to_e164(raw, config.server.default_region)
+                    number = to_e164(raw, self.config.server.default_region)
                 except InvalidPhoneNumber as exc:
                     raise ConfigError(f"{key}.numbers[{n_index}]", exc.reason) from None
-                if number in self.number_owner:
-                    other = self.number_owner[number].name
+                if number in number_owner:
+                    other = number_owner[number].name
                     raise ConfigError(f"{key}.numbers[{n_index}]",
                                       f"{number} is already owned by connection {other!r}")
                 numbers.append(number)
-            connection = Connection(conn_cfg, cls(provider_config), numbers)
-            self.connections[conn_cfg.name] = connection
+            connection = Connection(conn_cfg, cls, numbers, key)
+            connections[conn_cfg.name] = connection
             for number in numbers:
-                self.number_owner[number] = connection
+                number_owner[number] = connection
+        return connections, number_owner
+
+    @property
+    def connections(self) -> dict[str, Connection]:
+        """Connections by name (their provider classes load on first access)."""
+        return self._built[0]
+
+    @property
+    def number_owner(self) -> dict[str, Connection]:
+        """The connection that owns each E.164 number."""
+        return self._built[1]
 
     @property
     def server(self) -> ServerConfig:
@@ -223,6 +282,24 @@ class Settings:
     def webhooks(self) -> list[WebhookConfig]:
         """The [[webhooks]] tables."""
         return self.config.webhooks
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is accepted but probably not what the user wants."""
+        if not self.config.connections:
+            return ["no [[connections]] configured: nothing can be sent or received until a "
+                    "carrier connection (name, carrier, numbers, settings) is added"]
+        return []
+
+    @property
+    def data_location(self) -> str:
+        """Where the data lives: the SQLite file, or the database URL without its password."""
+        path = sqlite_path(self.server.database)
+        if path is not None:
+            return path
+        from ..core.redact import redact_url
+
+        return redact_url(self.server.database)
 
 
 def _validate_model(model: type[ProviderConfig], data: dict[str, Any], key: str
@@ -246,51 +323,164 @@ def _config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
     return ConfigError(key, reason)
 
 
-def expand_env(value: Any, key: str = "") -> Any:
-    """Replace ``${NAME}`` in every string with the environment variable, or raise ConfigError."""
+class _Missing(Exception):
+    """A ``${NAME}`` whose variable is not set, while expanding with missing="omit"."""
+
+
+def expand_env(value: Any, key: str = "", *, missing: Literal["raise", "omit"] = "raise"
+               ) -> Any:
+    """Replace ``${NAME}`` in every string with the environment variable.
+
+    A variable that is not set raises ConfigError naming the key, or with
+    ``missing="omit"`` drops the mapping entry or list item that refers to it.
+    """
     if isinstance(value, str):
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
+                if missing == "omit":
+                    raise _Missing(name)
                 raise ConfigError(key or "(top)", f"environment variable {name} is not set")
             return os.environ[name]
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {k: expand_env(v, f"{key}.{k}" if key else k) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            try:
+                out[k] = expand_env(v, f"{key}.{k}" if key else k, missing=missing)
+            except _Missing:
+                continue
+        return out
     if isinstance(value, list):
-        return [expand_env(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        items: list[Any] = []
+        for i, v in enumerate(value):
+            try:
+                items.append(expand_env(v, f"{key}[{i}]", missing=missing))
+            except _Missing:
+                continue
+        return items
     return value
 
 
+def default_data_dir() -> Path:
+    """Where smsbridge keeps its data without a configured database.
+
+    ``$SMSBRIDGE_DATA_DIR`` if set, else ``$XDG_DATA_HOME/smsbridge``, else
+    ``~/.local/share/smsbridge``: the same folder whatever the current directory.
+    """
+    if os.environ.get(ENV_DATA_DIR):
+        return Path(os.environ[ENV_DATA_DIR]).expanduser().absolute()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else (
+        Path.home() / ".local" / "share")
+    return (base / "smsbridge").absolute()
+
+
+def sqlite_path(database: str) -> str | None:
+    """The file of a ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
+    if not database.startswith("sqlite:///"):
+        return None
+    # A "file:" path is SQLite's URI form (with ?uri=true), e.g. file:/srv/sms.db?mode=ro.
+    path = database.removeprefix("sqlite:///").partition("?")[0].removeprefix("file:")
+    if not path or path == ":memory:":
+        return None
+    return str(Path(path).expanduser())
+
+
+def _resolve_database(database: str, base_dir: Path) -> str:
+    # A relative SQLite path in a config file means "beside the config file", so the same
+    # database is used whatever directory smsbridge is started from.
+    if not database.startswith("sqlite:///"):
+        return database
+    path, sep, query = database.removeprefix("sqlite:///").partition("?")
+    if (not path or path == ":memory:" or path.startswith(("~", "file:"))
+            or Path(path).is_absolute()):
+        return database
+    return f"sqlite:///{(base_dir / path).absolute()}{sep}{query}"
+
+
 def default_config() -> GatewayConfig:
-    """The embedded default: SQLite in ./smsbridge-data and the sandbox carrier with one number."""
-    return GatewayConfig(connections=[ConnectionConfig(
-        name="sandbox", carrier="sandbox", numbers=[SANDBOX_NUMBER])])
+    """The embedded default: SQLite in the data folder and the sandbox carrier with one number."""
+    return GatewayConfig(
+        server=ServerConfig(database=f"sqlite:///{default_data_dir() / DATABASE_FILE}"),
+        connections=[ConnectionConfig(name="sandbox", carrier="sandbox",
+                                      numbers=[SANDBOX_NUMBER])])
 
 
-def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Load and validate the config at ``path`` (or $SMSBRIDGE_CONFIG, or the embedded default)."""
+def load_settings(path: str | os.PathLike[str] | None = None, *, secrets: bool = True
+                  ) -> Settings:
+    """Load and validate the config at ``path`` (or $SMSBRIDGE_CONFIG, or the embedded default).
+
+    With ``secrets=False`` (commands that neither send nor serve) the ``${NAME}``
+    references of connection settings and app webhooks are left unresolved.
+    """
     chosen = path or os.environ.get(ENV_CONFIG) or None
     if chosen is None:
-        return Settings(default_config(), None)
+        return Settings(default_config(), None, secrets_resolved=secrets)
     file = Path(chosen)
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("(file)", f"{file} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError("(file)", f"{file} is a folder, not a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("(file)", f"{file} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("(file)", f"{file} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError("(file)", f"cannot read {file}: {exc.strerror}") from None
-    return settings_from_dict(raw, str(file))
+    return settings_from_dict(raw, str(file), base_dir=file.absolute().parent, secrets=secrets)
 
 
-def settings_from_dict(raw: dict[str, Any], source: str | None = None) -> Settings:
-    """Validate an already-parsed configuration mapping."""
-    expanded = expand_env(raw)
+def settings_from_dict(raw: dict[str, Any], source: str | None = None, *,
+                       base_dir: Path | None = None, secrets: bool = True) -> Settings:
+    """Validate an already-parsed configuration mapping.
+
+    ``base_dir`` is the config file's folder: a relative SQLite path is taken from there,
+    and without a database the data folder (``default_data_dir``) is used.
+    """
+    # Connection settings resolve when their provider is built (Connection.provider);
+    # app webhooks are used only by commands that resolve secrets.
+    expanded = expand_env({k: v for k, v in raw.items() if k not in ("connections", "webhooks")})
+    connections = raw.get("connections")
+    if isinstance(connections, list):
+        expanded["connections"] = [
+            {**expand_env({k: v for k, v in c.items() if k != "settings"}, f"connections[{i}]"),
+             **({"settings": c["settings"]} if "settings" in c else {})}
+            if isinstance(c, dict) else c
+            for i, c in enumerate(connections)]
+    elif connections is not None:
+        expanded["connections"] = connections
+    if secrets and "webhooks" in raw:
+        expanded["webhooks"] = expand_env(raw["webhooks"], "webhooks")
+    if base_dir is not None and isinstance(expanded.get("server", {}), dict):
+        server = dict(expanded.get("server", {}))
+        database = server.get("database")
+        if database is None:
+            server["database"] = f"sqlite:///{default_data_dir() / DATABASE_FILE}"
+        elif isinstance(database, str):
+            server["database"] = _resolve_database(database, base_dir)
+        expanded["server"] = server
     try:
         config = GatewayConfig.model_validate(expanded)
     except ValidationError as exc:
         raise _config_error(exc) from None
-    return Settings(config, source)
+    return Settings(config, source, secrets_resolved=secrets)
+
+
+def carrier_unreachable_reason(base_url: str) -> str | None:
+    """Why a carrier on the internet cannot call ``base_url``, or None when it may."""
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{base_url} is this machine's loopback address"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a host name: it may well resolve publicly
+    if address.is_loopback:
+        return f"{base_url} is this machine's loopback address"
+    if address.is_private or address.is_link_local or address.is_unspecified:
+        return f"{base_url} is a private address"
+    return None

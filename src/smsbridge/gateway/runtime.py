@@ -34,6 +34,7 @@ class Runtime:
         self.outbox: OutboxWorker | None = None
         self.webhooks: WebhookDeliveryWorker | None = None
         self._token_refresh: asyncio.Task[None] | None = None
+        self.new_tokens: set[str] = set()
 
     async def start(self) -> Gateway:
         """Migrate, open everything, start the workers; returns the gateway service."""
@@ -46,7 +47,11 @@ class Runtime:
             timeout=aiohttp.ClientTimeout(total=30),
         )
         gateway = Gateway(self.settings, self.store, self.http)
+        before = await self.store.read_tokens()
         await gateway.load_tokens()
+        # A token made now means a URL the carrier has never been given: `serve` shows it.
+        self.new_tokens = {name for name, token in gateway.tokens.items()
+                           if before.get(name) != token}
         self.gateway = gateway
         self._token_refresh = asyncio.create_task(self._refresh_tokens(gateway))
         if self.run_workers:

@@ -6,30 +6,42 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import logging
 import mimetypes
+import re
 import secrets
+import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from ..core.errors import InvalidInput, WebhookRejected
+from ..core.errors import InvalidInput, MalformedWebhook, SmsBridgeError, WebhookRejected
 from ..core.messages import (
     Direction,
     InboundMessage,
     Media,
     Message,
     MessageStatus,
+    StatusUpdate,
     new_id,
     utcnow,
 )
 from ..core.phone import calling_code_allowed, to_e164
-from ..core.segments import count_segments
+from ..core.segments import count_segments, replace_lone_surrogates
 from ..providers.base import Reply, WebhookRequest
-from ..store.base import ApiKeyRecord, Store
+from ..store.base import (
+    MAX_CARRIER_ID_CHARS,
+    MAX_ERROR_CODE_CHARS,
+    MAX_NUMBER_CHARS,
+    ApiKeyRecord,
+    IdempotencyKey,
+    Store,
+)
 from .config import Connection, Settings
 from .events import EventRouter
 
@@ -118,6 +130,9 @@ class Gateway:
         """Make a key; the key itself is returned once and only its hash is kept."""
         if not name.strip():
             raise InvalidInput("name", "must not be empty")
+        if len(name.strip()) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise InvalidInput("name", "must be at most 100 characters, none of them control "
+                                       "characters")
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         record = await self.store.create_api_key(name.strip(), key[:12], hash_api_key(key))
         return record, key
@@ -173,6 +188,12 @@ class Gateway:
             if item.url is not None:
                 if not item.url.startswith(("https://", "http://")):
                     raise InvalidInput(f"{key}.url", "must be an http(s) URL")
+                if _control_character(item.url):
+                    raise InvalidInput(f"{key}.url", "must not contain control characters")
+                if not self.settings.server.allow_private_media:
+                    refusal = _private_media_host(item.url)
+                    if refusal:
+                        raise InvalidInput(f"{key}.url", refusal)
                 content_type = content_type or (mimetypes.guess_type(item.url)[0] or "")
                 if not content_type:
                     raise InvalidInput(f"{key}.content_type",
@@ -203,6 +224,11 @@ class Gateway:
     def prepare(self, request: SendRequest) -> Message:
         """Validate a send request and build its queued message, or raise InvalidInput."""
         region = self.settings.server.default_region
+        for name, value in (("from", request.from_number), ("to", request.to_number),
+                            ("connection", request.connection)):
+            if value is not None and _control_character(value):
+                raise InvalidInput(name, "must not contain control characters such as "
+                                         f"{_control_character(value)}")
         from_number = to_e164(request.from_number, region, field="from")
         to_number = to_e164(request.to_number, region, field="to")
         conn = self._resolve_connection(from_number, request.connection)
@@ -210,7 +236,7 @@ class Gateway:
         if not calling_code_allowed(to_number, caps.regions):
             raise InvalidInput("to", f"{conn.carrier} sends only to numbers of "
                                      f"{', '.join(caps.regions)}; {to_number} is not one")
-        text = request.text or ""
+        text = replace_lone_surrogates(request.text or "")
         media = self._check_media(conn, request.media)
         if not text.strip() and not media:
             raise InvalidInput("text", "must not be empty (or give media)")
@@ -226,11 +252,22 @@ class Gateway:
             encoding=segs.encoding, created_at=now, updated_at=now,
         )
 
-    async def send(self, request: SendRequest, idempotency_key: str | None = None
-                   ) -> tuple[Message, bool]:
-        """Queue a message durably; returns it and whether it is new (False: idempotent replay)."""
+    async def send(self, request: SendRequest, idempotency_key: str | None = None, *,
+                   scope: str = "cli") -> tuple[Message, bool]:
+        """Queue a message durably; returns it and whether it is new (False: idempotent replay).
+
+        An idempotency key belongs to ``scope`` (the API key's id, or "cli"); reused there for a
+        different request it raises IdempotencyKeyReused.
+        """
+        if idempotency_key is not None and (
+                not 0 < len(idempotency_key) <= 255
+                or any(ord(c) < 32 or ord(c) == 127 for c in idempotency_key)):
+            raise InvalidInput("Idempotency-Key", "must be 1 to 255 characters, none of them "
+                                                  "control characters")
         message = self.prepare(request)
-        stored, created = await self.store.queue_outbound(message, idempotency_key, self.events)
+        idempotency = (None if idempotency_key is None else
+                       IdempotencyKey.for_message(scope, idempotency_key, message))
+        stored, created = await self.store.queue_outbound(message, idempotency, self.events)
         if created:
             log.info("queued %s %s -> %s via %s", stored.id, stored.from_number,
                      stored.to_number, stored.connection)
@@ -248,8 +285,9 @@ class Gateway:
         return conn
 
     def _to_message(self, conn: Connection, item: InboundMessage) -> Message:
+        _check_inbound_ids(item)
         region = self.settings.server.default_region
-        text = item.text or ""
+        text = replace_lone_surrogates(item.text or "")
         segs = count_segments(text)
         return Message(
             id=new_id("msg"), direction=Direction.INBOUND, connection=conn.name,
@@ -267,8 +305,13 @@ class Gateway:
         """Check, parse, store and acknowledge a carrier's inbound webhook."""
         conn = self._connection_for(connection, token)
         provider = conn.provider
-        provider.verify(request)
-        parsed = provider.parse_inbound(request)
+        try:
+            provider.verify(request)
+            parsed = provider.parse_inbound(request)
+        except SmsBridgeError:
+            raise
+        except Exception as exc:  # a payload no retry can fix: answered 400, not retried
+            raise _unreadable(conn, exc) from exc
         parsed = await provider.complete_inbound(parsed, self.http)
         stored = await self.store.record_inbound(
             [self._to_message(conn, item) for item in parsed], self.events)
@@ -285,8 +328,13 @@ class Gateway:
                              ) -> tuple[Reply, list[Message]]:
         """Check, parse and apply a carrier's delivery receipt."""
         conn = self._connection_for(connection, token)
-        conn.provider.verify(request)
-        updates = conn.provider.parse_status(request)
+        try:
+            conn.provider.verify(request)
+            updates = [_storable_update(update) for update in conn.provider.parse_status(request)]
+        except SmsBridgeError:
+            raise
+        except Exception as exc:  # a payload no retry can fix: answered 400, not retried
+            raise _unreadable(conn, exc) from exc
         changed = await self.store.apply_status(conn.name, updates, self.events)
         for message in changed:
             log.info("status %s -> %s", message.id, message.status.value)
@@ -304,6 +352,99 @@ def _normalise_or_keep(number: str, region: str) -> str:
         return number
 
 
+# C0 and C1 controls, DEL, and surrogates (which no database driver can encode as UTF-8).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# In free text only NUL and surrogates are a problem; tabs and newlines belong there.
+_UNSTORABLE_IN_REASON = re.compile("[\x00\ud800-\udfff]")
+# Forms of an IPv4 address that URL fetchers accept beside a.b.c.d: 2130706433, 127.1, 0x7f.1
+_LEGACY_IPV4 = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
+
+
+def _control_character(value: str) -> str | None:
+    """The first control character in ``value``, as U+XXXX, or None."""
+    found = _CONTROL.search(value)
+    return None if found is None else f"U+{ord(found.group()):04X}"
+
+
+def _check_inbound_ids(item: InboundMessage) -> None:
+    """Raise MalformedWebhook when an inbound message's id, numbers or media hold a control.
+
+    No id or number holds one (and PostgreSQL cannot store NUL); odd text, though, is still
+    a message and is stored as it came.
+    """
+    _check_length("from", item.from_number, MAX_NUMBER_CHARS)
+    _check_length("to", item.to_number, MAX_NUMBER_CHARS)
+    _check_length("message id", item.carrier_message_id, MAX_CARRIER_ID_CHARS)
+    fields = [("from", item.from_number), ("to", item.to_number),
+              ("message id", item.carrier_message_id)]
+    fields += [(f"media[{i}] url", m.url or "") for i, m in enumerate(item.media)]
+    fields += [(f"media[{i}] type", m.content_type) for i, m in enumerate(item.media)]
+    for name, value in fields:
+        bad = _control_character(value)
+        if bad:
+            raise MalformedWebhook(f"the {name} holds the control character {bad}")
+
+
+def _check_length(name: str, value: str, limit: int) -> None:
+    """Raise MalformedWebhook for an id or number longer than any carrier uses."""
+    if len(value) > limit:
+        raise MalformedWebhook(f"the {name} has {len(value)} characters; at most {limit} "
+                               "are accepted")
+
+
+def _unreadable(conn: Connection, exc: Exception) -> MalformedWebhook:
+    """A webhook the provider failed on: malformed, so the carrier stops retrying it."""
+    return MalformedWebhook(f"the {conn.carrier} provider could not read it "
+                            f"({type(exc).__name__})")
+
+
+def _storable_update(update: StatusUpdate) -> StatusUpdate:
+    """``update`` with its ids checked and its free-text reason made storable."""
+    _check_length("message id", update.carrier_message_id, MAX_CARRIER_ID_CHARS)
+    _check_length("error code", update.error_code or "", MAX_ERROR_CODE_CHARS)
+    for name, value in (("message id", update.carrier_message_id),
+                        ("error code", update.error_code or "")):
+        bad = _control_character(value)
+        if bad:
+            raise MalformedWebhook(f"the {name} holds the control character {bad}")
+    reason = update.error_reason
+    if reason is not None and _UNSTORABLE_IN_REASON.search(reason):
+        reason = replace_lone_surrogates(reason).replace("\x00", "\ufffd")
+        return replace(update, error_reason=reason)
+    return update
+
+
+def _private_media_host(url: str) -> str | None:
+    """Why a media URL may not be used (it points inside the gateway's network), or None."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return "is not a valid URL"
+    if not host:
+        return "has no host"
+    host = host.rstrip(".")
+    advice = "; set server.allow_private_media = true to allow it in a private deployment"
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"points at {host}, the gateway's own machine{advice}"
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _LEGACY_IPV4.fullmatch(host):
+            return None  # a DNS name
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address):
+        address = address.ipv4_mapped or address.sixtofour or address
+    if (not address.is_global or address.is_multicast or address.is_reserved
+            or address.is_loopback or address.is_link_local or address.is_unspecified):
+        return (f"points at {address}, a loopback, private, link-local, multicast or "
+                f"reserved address{advice}")
+    return None
+
+
 def describe_connection(gateway: Gateway, conn: Connection) -> dict[str, Any]:
     """A connection as `smsbridge carriers` and the API show it."""
     inbound = gateway.inbound_url(conn.name)
@@ -317,3 +458,23 @@ def describe_connection(gateway: Gateway, conn: Connection) -> dict[str, Any]:
         "status_url": status if caps.delivery_receipts else None,
         "setup": conn.provider.setup_hint(inbound, status),
     }
+
+
+async def revoke_api_key(store: Store, id_or_name: str) -> ApiKeyRecord:
+    """Revoke the live key with this id, or the one live key with this name; else InvalidInput."""
+    found = await store.find_live_api_keys(id_or_name)
+    by_id = [record for record in found if record.id == id_or_name]
+    if by_id:
+        target = by_id[0]
+    elif len(found) == 1:
+        target = found[0]
+    elif not found:
+        raise InvalidInput("key", f"no active key with id or name {id_or_name!r}")
+    else:
+        ids = ", ".join(record.id for record in found)
+        raise InvalidInput("key", f"{len(found)} active keys are named {id_or_name!r} ({ids}); "
+                                  "revoke one by its id")
+    revoked = await store.revoke_api_key(target.id)
+    if revoked is None:  # revoked by someone else since the lookup
+        raise InvalidInput("key", f"no active key with id or name {id_or_name!r}")
+    return revoked

@@ -2,11 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..core.messages import Direction, Message, MessageStatus, StatusUpdate
+from ..core.redact import redact_url
+
+# How long an Idempotency-Key is honoured after its first use; later it starts a new message.
+IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600.0
+# Widths of the columns that hold what carriers send; PostgreSQL refuses a longer value.
+MAX_NUMBER_CHARS = 32  # E.164 is 16 at most; short codes and sender names are shorter
+MAX_CARRIER_ID_CHARS = 128
+MAX_ERROR_CODE_CHARS = 64
+
+
+def rfc3339(epoch: float | None) -> str | None:
+    """Epoch seconds as an RFC 3339 UTC timestamp (the form Message.to_dict uses), or None."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """An Idempotency-Key as the store keeps it: unique per scope, with its request's hash."""
+
+    scope: str  # who may replay it: an API key's id, or "cli"
+    key: str
+    fingerprint: str  # SHA-256 hex of the normalised request
+
+    @classmethod
+    def for_message(cls, scope: str, key: str, message: Message) -> IdempotencyKey:
+        """The key of a request that prepared ``message``; its fingerprint covers what is sent."""
+        canonical = json.dumps({
+            "from": message.from_number,
+            "to": message.to_number,
+            "text": message.text,
+            "media": [[m.content_type, m.url, m.data_base64] for m in message.media],
+            "connection": message.connection,
+        }, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return cls(scope, key, hashlib.sha256(canonical.encode()).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailure:
+    """Why the last write failed, and when (epoch seconds)."""
+
+    reason: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +88,12 @@ class DeliveryRecord:
         """The public JSON form."""
         return {
             "id": self.id,
-            "url": self.url,
+            "url": redact_url(self.url),
             "event_type": self.event_type,
             "message_id": self.message_id,
             "status": self.status,
             "attempts": self.attempts,
-            "next_attempt_at": self.next_attempt_at,
+            "next_attempt_at": rfc3339(self.next_attempt_at),
             "last_error": self.last_error,
         }
 
@@ -81,6 +126,16 @@ class ApiKeyRecord:
     created_at: float
     revoked_at: float | None
 
+    def to_dict(self) -> dict[str, object]:
+        """The public JSON form, with RFC 3339 timestamps."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "created_at": rfc3339(self.created_at),
+            "revoked_at": rfc3339(self.revoked_at),
+        }
+
 
 class Store(ABC):
     """Everything the gateway keeps. Every write is committed before its coroutine returns."""
@@ -102,6 +157,18 @@ class Store(ABC):
     def migrate(self) -> None:
         """Bring the schema to the newest version (blocking)."""
 
+    @property
+    @abstractmethod
+    def write_failure(self) -> WriteFailure | None:
+        """The last write failure, until a message write commits again; None while writes work."""
+
+    @abstractmethod
+    async def recheck_writes(self) -> WriteFailure | None:
+        """While writes fail, try a probe write that fails whenever storing a message would.
+
+        Returns the failure that remains (None once the probe commits); never raises.
+        """
+
     @abstractmethod
     def listen(self, on_outbox: Callable[[], None], on_webhooks: Callable[[], None]
                ) -> object | None:
@@ -110,9 +177,12 @@ class Store(ABC):
     # --- messages
     @abstractmethod
     async def queue_outbound(
-        self, message: Message, idempotency_key: str | None, events_for: EventsFor
+        self, message: Message, idempotency: IdempotencyKey | None, events_for: EventsFor
     ) -> tuple[Message, bool]:
-        """Insert a queued message; with a known idempotency key return the first one and False."""
+        """Insert a queued message; with a kept idempotency key return the first one and False.
+
+        Raises IdempotencyKeyReused when the kept key's fingerprint differs.
+        """
 
     @abstractmethod
     async def record_inbound(
@@ -185,7 +255,7 @@ class Store(ABC):
     # --- API keys
     @abstractmethod
     async def create_api_key(self, name: str, prefix: str, key_hash: str) -> ApiKeyRecord:
-        """Store a new key's hash."""
+        """Store a new key's hash; InvalidInput("name") when a live key has that name."""
 
     @abstractmethod
     async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
@@ -200,8 +270,12 @@ class Store(ABC):
         """Every key, revoked ones included."""
 
     @abstractmethod
-    async def revoke_api_key(self, key_id_or_name: str) -> int:
-        """Revoke keys by id or name; return how many."""
+    async def find_live_api_keys(self, id_or_name: str) -> list[ApiKeyRecord]:
+        """The unrevoked keys whose id or name is ``id_or_name``."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """Revoke the live key with this id; None when there is none."""
 
     # --- carrier webhook tokens
     @abstractmethod
@@ -216,3 +290,12 @@ class Store(ABC):
     @abstractmethod
     async def rotate_token(self, connection: str, token: str) -> None:
         """Replace a connection's token."""
+
+    # --- runtime facts
+    @abstractmethod
+    async def get_meta(self, key: str) -> str | None:
+        """A stored runtime fact, or None."""
+
+    @abstractmethod
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store (or replace) a runtime fact."""

@@ -7,8 +7,6 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
-import psycopg
-
 log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "smsbridge_outbox"
@@ -35,6 +33,9 @@ class NotifyListener:
         self._thread.join(5)
 
     def _run(self) -> None:
+        # Imported here: psycopg costs a read-only CLI command on SQLite a tenth of a second.
+        import psycopg
+
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._dsn, autocommit=True) as conn:

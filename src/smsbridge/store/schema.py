@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
+    Dialect,
     Float,
     Index,
     Integer,
@@ -12,9 +16,46 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
 
+from .base import MAX_CARRIER_ID_CHARS, MAX_ERROR_CODE_CHARS, MAX_NUMBER_CHARS
+
 metadata = MetaData()
+
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
+def escape_nul(value: str) -> str:
+    """PostgreSQL's text cannot hold U+0000: write NUL as backslash-0 and a backslash as two."""
+    # Containment tests first: nearly every text has neither, and then costs no copy.
+    if "\\" not in value and "\x00" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
+def unescape_nul(value: str) -> str:
+    """The inverse of ``escape_nul``."""
+    if "\\" not in value:
+        return value
+    return _ESCAPED.sub(lambda m: "\x00" if m.group(1) == "0" else m.group(1), value)
+
+
+class _PgNulSafeText(TypeDecorator[str]):
+    """TEXT on PostgreSQL holding any Python string, NUL included (see ``escape_nul``)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return escape_nul(value) if isinstance(value, str) else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return unescape_nul(value) if isinstance(value, str) else value
+
+
+# Free text from users and carriers. SQLite stores NUL as is, so only PostgreSQL escapes.
+NulSafeText = Text().with_variant(_PgNulSafeText(), "postgresql")
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")
@@ -27,19 +68,23 @@ messages = Table(
     Column("direction", String(10), nullable=False),
     Column("connection", String(64), nullable=False),
     Column("carrier", String(32), nullable=False),
-    Column("from_number", String(32), nullable=False),
-    Column("to_number", String(32), nullable=False),
-    Column("text", Text, nullable=False),
+    Column("from_number", String(MAX_NUMBER_CHARS), nullable=False),
+    Column("to_number", String(MAX_NUMBER_CHARS), nullable=False),
+    Column("text", NulSafeText, nullable=False),
     Column("media", Text, nullable=False, default="[]"),  # JSON list
     Column("status", String(16), nullable=False),
     Column("segments", Integer, nullable=False),
     Column("encoding", String(8), nullable=False),
-    Column("carrier_message_id", String(128)),
+    Column("carrier_message_id", String(MAX_CARRIER_ID_CHARS)),
     # "<connection>:<carrier id>" for inbound rows only: stores each carrier message once.
     Column("inbound_key", String(200), unique=True),
-    Column("idempotency_key", String(300), unique=True),
-    Column("error_code", String(64)),
-    Column("error_reason", Text),
+    # An Idempotency-Key is unique within its scope (the API key, or "cli") while it is kept;
+    # the fingerprint tells a retry of the same request from a different one.
+    Column("idempotency_scope", String(64)),
+    Column("idempotency_key", String(300)),
+    Column("idempotency_fingerprint", String(64)),
+    Column("error_code", String(MAX_ERROR_CODE_CHARS)),
+    Column("error_reason", NulSafeText),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float),  # epoch seconds; set while queued
     Column("lease_owner", String(64)),
@@ -50,6 +95,8 @@ messages = Table(
 Index("ix_messages_outbox", messages.c.status, messages.c.next_attempt_at)
 Index("ix_messages_carrier_id", messages.c.connection, messages.c.carrier_message_id)
 Index("ix_messages_numbers", messages.c.from_number, messages.c.to_number)
+Index("ux_messages_idempotency", messages.c.idempotency_scope, messages.c.idempotency_key,
+      unique=True)
 
 deliveries = Table(
     "webhook_deliveries",
@@ -65,7 +112,7 @@ deliveries = Table(
     Column("next_attempt_at", Float),
     Column("lease_owner", String(64)),
     Column("lease_until", Float),
-    Column("last_error", Text),
+    Column("last_error", NulSafeText),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -79,10 +126,10 @@ early_receipts = Table(
     metadata,
     Column("seq", _SEQ, primary_key=True, autoincrement=True),
     Column("connection", String(64), nullable=False),
-    Column("carrier_message_id", String(128), nullable=False),
+    Column("carrier_message_id", String(MAX_CARRIER_ID_CHARS), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("error_code", String(64)),
-    Column("error_reason", Text),
+    Column("error_code", String(MAX_ERROR_CODE_CHARS)),
+    Column("error_reason", NulSafeText),
     Column("created_at", Float, nullable=False),
 )
 Index("ix_early_receipts_carrier_id", early_receipts.c.carrier_message_id)
@@ -97,6 +144,10 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
 )
+# A name picks one live key (`smsbridge keys revoke NAME`); revoked keys free their name.
+Index("ux_api_keys_live_name", api_keys.c.name, unique=True,
+      sqlite_where=api_keys.c.revoked_at.is_(None),
+      postgresql_where=api_keys.c.revoked_at.is_(None))
 
 carrier_tokens = Table(
     "carrier_tokens",
@@ -104,4 +155,13 @@ carrier_tokens = Table(
     Column("connection", String(64), primary_key=True),
     Column("token", String(128), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+)
+
+# Small runtime facts shared between processes, such as the address `serve` listens on.
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )

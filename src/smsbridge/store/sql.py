@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -28,9 +31,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from ..core.errors import IdempotencyKeyReused, InvalidInput, StoreUnavailable
 from ..core.messages import (
     STATUS_RANK,
     Direction,
@@ -41,17 +45,24 @@ from ..core.messages import (
     new_id,
 )
 from .base import (
+    IDEMPOTENCY_KEY_TTL_SECONDS,
+    MAX_ERROR_CODE_CHARS,
     ApiKeyRecord,
     DeliveryDraft,
     DeliveryRecord,
     EventsFor,
+    IdempotencyKey,
     MessageFilter,
     MessagePage,
     Store,
+    WriteFailure,
 )
 from .notify import OUTBOX_CHANNEL, WEBHOOKS_CHANNEL, NotifyListener
 from .schema import api_keys, carrier_tokens, deliveries, early_receipts, messages
+from .schema import meta as meta_table
 from .writer import BulkWrite, GroupCommitWriter
+
+log = logging.getLogger(__name__)
 
 WRITE_OPTION = "smsbridge_write"
 
@@ -60,18 +71,30 @@ WRITE_OPTION = "smsbridge_write"
 INSERT_MESSAGE = insert(messages)
 INSERT_DELIVERY = insert(deliveries)
 BY_ID = select(messages).where(messages.c.id == bindparam("k"))
-# A row per idempotency key: the second insert with a known key returns no row.
+# A row per scoped idempotency key: the second insert with a kept key returns no row.
 INSERT_ONCE_PER_KEY = {
     name: dialect_insert(messages)
-    .on_conflict_do_nothing(index_elements=[messages.c.idempotency_key])
+    .on_conflict_do_nothing(
+        index_elements=[messages.c.idempotency_scope, messages.c.idempotency_key])
     .returning(messages.c.seq)
     for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
+_META_SQLITE, _META_PG = sqlite_insert(meta_table), pg_insert(meta_table)
+UPSERT_META = {
+    "sqlite": _META_SQLITE.on_conflict_do_update(
+        index_elements=[meta_table.c.key],
+        set_={"value": _META_SQLITE.excluded.value,
+              "updated_at": _META_SQLITE.excluded.updated_at}),
+    "postgresql": _META_PG.on_conflict_do_update(
+        index_elements=[meta_table.c.key],
+        set_={"value": _META_PG.excluded.value, "updated_at": _META_PG.excluded.updated_at}),
 }
 INSERT_INBOUND_SQLITE = sqlite_insert(messages).on_conflict_do_nothing(
     index_elements=[messages.c.inbound_key])
 BY_INBOUND_KEYS = select(messages).where(
     messages.c.inbound_key.in_(bindparam("keys", expanding=True)))
-BY_IDEMPOTENCY_KEY = select(messages).where(messages.c.idempotency_key == bindparam("k"))
+BY_IDEMPOTENCY_KEY = select(messages).where(messages.c.idempotency_scope == bindparam("scope"),
+                                            messages.c.idempotency_key == bindparam("k"))
 BY_IDS = select(messages).where(messages.c.id.in_(bindparam("ids", expanding=True)))
 BY_CARRIER_ID = select(messages).where(
     messages.c.connection == bindparam("connection"),
@@ -107,6 +130,11 @@ CLAIM_EXPIRED = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
+
+
+def _code(error_code: str | None) -> str | None:
+    """A carrier's error code cut to its column: a label, and a longer one must not fail the row."""
+    return None if error_code is None else error_code[:MAX_ERROR_CODE_CHARS]
 
 
 def _media_to_json(media: Sequence[Media]) -> str:
@@ -165,7 +193,9 @@ def _message_values(msg: Message, now: float) -> dict[str, Any]:
         "created_at": msg.created_at.timestamp(),
         "updated_at": now,
         "inbound_key": None,
+        "idempotency_scope": None,
         "idempotency_key": None,
+        "idempotency_fingerprint": None,
         "error_code": msg.error_code,
         "error_reason": msg.error_reason,
         "next_attempt_at": None,
@@ -204,15 +234,102 @@ def _decode_cursor(cursor: str) -> int:
     return seq
 
 
+def _sqlite_path(url: URL) -> Path | None:
+    if not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).expanduser().absolute()
+
+
+def _sqlite_unusable(path: Path, message: str) -> str | None:
+    if "unable to open database file" not in message and "readonly database" not in message:
+        return None
+    folder = path.parent
+    if not folder.is_dir():
+        why = f"the folder {folder} does not exist"
+    elif os.statvfs(folder).f_flag & os.ST_RDONLY:
+        why = "read-only file system"
+    elif not os.access(folder, os.W_OK):
+        # WAL mode creates its -wal and -shm files beside the database.
+        why = f"read-only folder {folder}"
+    elif path.exists() and not os.access(path, os.W_OK):
+        why = "read-only file"
+    else:
+        why = message
+    return (f"cannot write the SQLite database at {path}: {why}; fix its permissions or "
+            "server.database")
+
+
+def _postgres_unusable(url: URL, message: str) -> str | None:
+    place = f"{url.host or 'localhost'}:{url.port or 5432}"
+    missing = re.search(r'database "([^"]+)" does not exist', message)
+    if missing:
+        name = missing.group(1)
+        return (f'database "{name}" does not exist on {place}; create it (createdb {name}) '
+                "or fix server.database")
+    lowered = message.lower()
+    if "connection refused" in lowered:
+        return f"cannot reach PostgreSQL at {place}: connection refused; is it running?"
+    if "authentication failed" in lowered or re.search(r'role "[^"]+" does not exist', message):
+        return (f'PostgreSQL at {place} refused the login of user "{url.username or ""}"; '
+                "fix the user or password in server.database")
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return f"cannot resolve the PostgreSQL host {url.host!r}; fix server.database"
+    if "timeout expired" in lowered or "timed out" in lowered:
+        return f"cannot reach PostgreSQL at {place}: timed out; is it running and reachable?"
+    if "connection failed" in lowered or "server closed the connection" in lowered:
+        first = message.strip().splitlines()[0] if message.strip() else message
+        return f"cannot reach PostgreSQL at {place}: {first}"
+    return None
+
+
+def unusable_reason(url: URL, exc: BaseException) -> str | None:
+    """One line saying why the database cannot be used at all, or None for other errors."""
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    message = str(orig)
+    if url.get_backend_name() == "postgresql":
+        return _postgres_unusable(url, message)
+    path = _sqlite_path(url)
+    return _sqlite_unusable(path, message) if path is not None else None
+
+
+def _short_reason(exc: BaseException) -> str:
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _drop_row_details(context: ExceptionContext) -> None:
+    """PostgreSQL's DETAIL quotes the failing row (message text, numbers): keep it out of logs."""
+    orig = context.original_exception
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not primary or not getattr(diag, "message_detail", None):
+        return
+    orig.args = (primary,)  # the driver's str() and SQLAlchemy's message both come from args
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None:
+        wrapped.args = (f"({type(orig).__module__}.{type(orig).__name__}) {primary}",)
+
+
 def create_db_engine(database_url: str) -> Engine:
-    """An engine for ``sqlite:///path`` or ``postgresql://...``, tuned for the gateway."""
+    """An engine for ``sqlite:///path`` or ``postgresql://...``, tuned for the gateway.
+
+    SQL parameters never appear in error messages (``hide_parameters``): they hold message
+    text and phone numbers, and errors get logged.
+    """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_path(url)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"cannot create the folder {path.parent} of the SQLite database: "
+                    f"{exc.strerror or exc}; fix its permissions or server.database") from exc
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=8, max_overflow=8,
+            pool_size=8, max_overflow=8, hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -238,7 +355,10 @@ def create_db_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
-        return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                               hide_parameters=True)
+        event.listen(engine, "handle_error", _drop_row_details)
+        return engine
     raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
 
 
@@ -251,11 +371,17 @@ class SqlStore(Store):
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._writer: GroupCommitWriter | None = None
         self._listener: NotifyListener | None = None
+        self._write_failure: WriteFailure | None = None
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable | None:
+        reason = unusable_reason(self.engine.url, exc)
+        return StoreUnavailable(reason) if reason is not None else None
 
     # --- lifecycle
     async def start(self) -> None:
-        """Start the writer thread."""
+        """Check that the database answers, then start the writer thread."""
         if self._writer is None:
+            await self.ping()
             self._writer = GroupCommitWriter(self.engine)
 
     async def close(self) -> None:
@@ -283,23 +409,83 @@ class SqlStore(Store):
         await self._read(lambda c: c.execute(text("SELECT 1")).scalar_one())
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (blocking)."""
+        """Bring the schema to the newest migration (blocking); StoreUnavailable if it cannot."""
         from .migrate import upgrade
 
-        upgrade(self.engine)
+        try:
+            upgrade(self.engine)
+        except DBAPIError as exc:
+            unavailable = self._unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+
+    @property
+    def write_failure(self) -> WriteFailure | None:
+        """The last write failure, until a message write commits again."""
+        return self._write_failure
+
+    async def recheck_writes(self) -> WriteFailure | None:
+        """While writes fail, probe with a write; the failure that remains, or None."""
+        if self._write_failure is None:
+            return None
+        try:
+            await self._probe_write()
+        except Exception:  # _write recorded why; that is the answer
+            log.debug("store write probe failed", exc_info=True)
+        return self._write_failure
+
+    async def _probe_write(self) -> None:
+        # A message row inserted and deleted in one committed transaction: it goes where every
+        # accepted message goes (the messages table, its indexes, triggers and constraints,
+        # pages on disk), so it fails when storing a message would, and is never seen.
+
+        def op(conn: Connection) -> None:
+            now = time.time()
+            probe = Message(id=new_id("probe"), direction=Direction.OUTBOUND,
+                            connection="-", carrier="-", from_number="-", to_number="-",
+                            text="health probe", status=MessageStatus.FAILED)
+            conn.execute(INSERT_MESSAGE, _message_values(probe, now))
+            conn.execute(delete(messages).where(messages.c.id == probe.id))
+
+        await self._write(op)
+        self._message_stored()
+
+    def _message_stored(self) -> None:
+        # Only a stored message proves the gateway can accept messages again.
+        if self._write_failure is not None:
+            self._write_failure = None
+            log.warning("store writes work again")
 
     async def _write(self, op: Callable[[Connection], Any]) -> Any:
         if self._writer is None:
             await self.start()
         assert self._writer is not None
-        return await self._writer.submit(op)
+        try:
+            result = await self._writer.submit(op)
+        except DBAPIError as exc:
+            unavailable = self._unavailable(exc)
+            reason = unavailable.reason if unavailable is not None else _short_reason(exc)
+            if self._write_failure is None:
+                log.warning("store writes failing: %s", reason)
+            self._write_failure = WriteFailure(reason, time.time())
+            if unavailable is not None:
+                raise unavailable from exc
+            raise
+        return result
 
     async def _read(self, op: Callable[[Connection], Any]) -> Any:
         def run() -> Any:
             with self.engine.connect() as conn:
                 return op(conn)
 
-        return await asyncio.to_thread(run)
+        try:
+            return await asyncio.to_thread(run)
+        except DBAPIError as exc:
+            unavailable = self._unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
 
     # --- helpers run inside a transaction
     def _notify(self, conn: Connection, channel: str) -> None:
@@ -331,37 +517,66 @@ class SqlStore(Store):
 
     # --- messages
     async def queue_outbound(
-        self, message: Message, idempotency_key: str | None, events_for: EventsFor
+        self, message: Message, idempotency: IdempotencyKey | None, events_for: EventsFor
     ) -> tuple[Message, bool]:
-        """Insert a queued message, or return the one stored under the same idempotency key."""
+        """Insert a queued message, or return the one stored under the same idempotency key.
 
-        if idempotency_key is None:
-            return await self._write(  # type: ignore[no-any-return]
+        A key is kept for IDEMPOTENCY_KEY_TTL_SECONDS after the message it first made; a key
+        kept for a request with another fingerprint raises IdempotencyKeyReused.
+        """
+        if idempotency is None:
+            queued: tuple[Message, bool] = await self._write(
                 _OutboundInsert(self, message, events_for))
+            self._message_stored()
+            return queued
+        if len(idempotency.scope) > 64 or len(idempotency.key) > 300:
+            raise ValueError("idempotency scope or key too long for the store")
+        key = {"scope": idempotency.scope, "k": idempotency.key}
 
-        def op(conn: Connection) -> tuple[Message, bool]:
+        def op(conn: Connection) -> tuple[Message, bool, bool]:
             now = time.time()
             values = _message_values(message, now)
-            values.update(idempotency_key=idempotency_key, next_attempt_at=now)
-            inserted = conn.execute(INSERT_ONCE_PER_KEY[conn.dialect.name], values).first()
-            if inserted is None:
-                # The key was used before (or by a concurrent request): its first message.
-                row = conn.execute(BY_IDEMPOTENCY_KEY, {"k": idempotency_key}).first()
+            values.update(idempotency_scope=idempotency.scope, idempotency_key=idempotency.key,
+                          idempotency_fingerprint=idempotency.fingerprint, next_attempt_at=now)
+            insert_once = INSERT_ONCE_PER_KEY[conn.dialect.name]
+            # A second round only when the key expired and a concurrent request renewed it.
+            for _ in range(2):
+                if conn.execute(insert_once, values).first() is not None:
+                    self._add_events(conn, events_for("message.queued", message), now)
+                    self._notify(conn, OUTBOX_CHANNEL)
+                    return message, True, False
+                row = conn.execute(BY_IDEMPOTENCY_KEY, key).first()
                 if row is None:
-                    raise RuntimeError("idempotency key conflict without a row")
-                return _row_to_message(row), False
-            self._add_events(conn, events_for("message.queued", message), now)
-            self._notify(conn, OUTBOX_CHANNEL)
-            return message, True
+                    continue
+                kept = row._mapping
+                if kept["created_at"] >= now - IDEMPOTENCY_KEY_TTL_SECONDS:
+                    return (_row_to_message(row), False,
+                            kept["idempotency_fingerprint"] != idempotency.fingerprint)
+                # Expired: the old message keeps its key for the record but leaves the scope.
+                conn.execute(update(messages).where(messages.c.seq == kept["seq"])
+                             .values(idempotency_scope=None))
+            raise RuntimeError("idempotency key conflict without a row")
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        stored, created, reused = await self._write(op)
+        if created:
+            self._message_stored()
+        if reused:
+            hours = round(IDEMPOTENCY_KEY_TTL_SECONDS / 3600)
+            raise IdempotencyKeyReused(
+                f"was used for a different request (message {stored.id}) within the last "
+                f"{hours} hours; use a new key for a new message")
+        return stored, created
 
     async def record_inbound(
         self, batch: Sequence[Message], events_for: EventsFor
     ) -> list[tuple[Message, bool]]:
         """Insert inbound messages once each; duplicates come back with False."""
 
-        return await self._write(_InboundInsert(self, batch, events_for))  # type: ignore[no-any-return]
+        stored: list[tuple[Message, bool]] = await self._write(
+            _InboundInsert(self, batch, events_for))
+        if any(created for _, created in stored):
+            self._message_stored()
+        return stored
 
     async def claim_outbound(self, owner: str, limit: int, lease_seconds: float) -> list[Message]:
         """Lease due queued messages, and sending ones whose lease ran out (a crashed worker)."""
@@ -415,7 +630,7 @@ class SqlStore(Store):
                 .where(messages.c.id == message_id,
                        messages.c.status == MessageStatus.SENDING.value)
                 .values(status=MessageStatus.QUEUED.value, next_attempt_at=next_attempt_at,
-                        lease_owner=None, lease_until=None, error_code=error_code,
+                        lease_owner=None, lease_until=None, error_code=_code(error_code),
                         error_reason=reason, updated_at=time.time())
             )
             return self._fetch(conn, message_id)
@@ -435,7 +650,7 @@ class SqlStore(Store):
                        messages.c.status.in_([MessageStatus.QUEUED.value,
                                               MessageStatus.SENDING.value]))
                 .values(status=MessageStatus.FAILED.value, next_attempt_at=None,
-                        lease_owner=None, lease_until=None, error_code=error_code,
+                        lease_owner=None, lease_until=None, error_code=_code(error_code),
                         error_reason=reason, updated_at=now)
             )
             msg = self._fetch(conn, message_id)
@@ -567,13 +782,30 @@ class SqlStore(Store):
 
     # --- API keys
     async def create_api_key(self, name: str, prefix: str, key_hash: str) -> ApiKeyRecord:
-        """Store a key's hash under a new id."""
+        """Store a key's hash under a new id; a live key's name cannot be taken again."""
         record = ApiKeyRecord(new_id("key"), name, prefix, time.time(), None)
+        live_named = select(api_keys.c.id).where(api_keys.c.name == name,
+                                                 api_keys.c.revoked_at.is_(None))
+
+        def name_taken(existing_id: str) -> InvalidInput:
+            return InvalidInput("name", f"a live key named {name!r} exists ({existing_id}); "
+                                        "pick another name, or revoke that key first")
 
         def op(conn: Connection) -> ApiKeyRecord:
-            conn.execute(insert(api_keys).values(
-                id=record.id, name=name, prefix=prefix, key_hash=key_hash,
-                created_at=record.created_at))
+            existing = conn.execute(live_named).scalar()
+            if existing is not None:
+                raise name_taken(existing)
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(api_keys).values(
+                        id=record.id, name=name, prefix=prefix, key_hash=key_hash,
+                        created_at=record.created_at))
+            except IntegrityError:
+                # Another process took the name since the check (the unique index says so).
+                existing = conn.execute(live_named).scalar()
+                if existing is None:
+                    raise
+                raise name_taken(existing) from None
             return record
 
         return await self._write(op)  # type: ignore[no-any-return]
@@ -600,16 +832,25 @@ class SqlStore(Store):
             lambda c: c.execute(select(func.count()).select_from(api_keys)
                                 .where(api_keys.c.revoked_at.is_(None))).scalar_one())
 
-    async def revoke_api_key(self, key_id_or_name: str) -> int:
-        """Revoke by id or by name."""
+    async def find_live_api_keys(self, id_or_name: str) -> list[ApiKeyRecord]:
+        """Unrevoked keys with this id or this name, oldest first."""
+        query = (select(api_keys)
+                 .where(or_(api_keys.c.id == id_or_name, api_keys.c.name == id_or_name),
+                        api_keys.c.revoked_at.is_(None))
+                 .order_by(api_keys.c.created_at, api_keys.c.id))
+        return await self._read(  # type: ignore[no-any-return]
+            lambda c: [_row_to_key(r) for r in c.execute(query)])
 
-        def op(conn: Connection) -> int:
-            result = conn.execute(
+    async def revoke_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """Revoke the live key with this id; None when no live key has it."""
+
+        def op(conn: Connection) -> ApiKeyRecord | None:
+            row = conn.execute(
                 update(api_keys)
-                .where(or_(api_keys.c.id == key_id_or_name, api_keys.c.name == key_id_or_name),
-                       api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=time.time()))
-            return int(result.rowcount or 0)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+                .returning(*api_keys.c)).first()
+            return _row_to_key(row) if row else None
 
         return await self._write(op)  # type: ignore[no-any-return]
 
@@ -665,6 +906,21 @@ class SqlStore(Store):
             if not result.rowcount:
                 conn.execute(insert(carrier_tokens).values(
                     connection=connection, token=token, created_at=time.time()))
+
+        await self._write(op)
+
+    # --- runtime facts
+    async def get_meta(self, key: str) -> str | None:
+        """A stored runtime fact, or None."""
+        query = select(meta_table.c.value).where(meta_table.c.key == key)
+        return await self._read(lambda c: c.execute(query).scalar())  # type: ignore[no-any-return]
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store or replace a runtime fact."""
+
+        def op(conn: Connection) -> None:
+            conn.execute(UPSERT_META[conn.dialect.name],
+                         {"key": key, "value": value, "updated_at": time.time()})
 
         await self._write(op)
 

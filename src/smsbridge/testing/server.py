@@ -38,11 +38,15 @@ class RunningServer:
 
 
 def start_server(app: Any, port: int | None = None, *,
-                 lifespan: Literal["auto", "on", "off"] = "on") -> RunningServer:
-    """Start ``app`` on 127.0.0.1 (a free port unless given) and wait until it accepts."""
+                 lifespan: Literal["auto", "on", "off"] = "on",
+                 **uvicorn_options: Any) -> RunningServer:
+    """Start ``app`` on 127.0.0.1 (a free port unless given) and wait until it accepts.
+
+    ``uvicorn_options`` go to ``uvicorn.Config`` (the gateway's: ``api.server.uvicorn_options``).
+    """
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan=lifespan, access_log=False)
+                            lifespan=lifespan, access_log=False, **uvicorn_options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
