@@ -197,6 +197,9 @@ auth_token = "{AUTH_TOKEN}"
 {base_url}"""
     path = workdir / f"{name}.toml"
     path.write_text(text)
+    # Only serve, worker and migrate create the schema; the CLI calls below read it.
+    subprocess.run([PYTHON, "-m", "smsbridge.cli.main", "migrate", "--config", str(path)],
+                   capture_output=True, timeout=120, check=True, cwd=str(workdir))
     return path
 
 
