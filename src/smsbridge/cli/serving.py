@@ -81,7 +81,14 @@ def serve(config: Path | None, listen: str | None, no_worker: bool) -> None:
     from ..gateway.admin import prepare_serving, url_of
     from ..gateway.runtime import Runtime
 
-    done = asyncio.run(prepare_serving(settings, listening_on=listening_on))
+    # A store failure here ends the command with one line of its own; the store's warning
+    # would say the same thing again.
+    store_log = logging.getLogger("smsbridge.store")
+    store_log.setLevel(logging.ERROR)
+    try:
+        done = asyncio.run(prepare_serving(settings, listening_on=listening_on))
+    finally:
+        store_log.setLevel(logging.NOTSET)
     srv = settings.server
     err.print(f"[bold]smsbridge {__version__}[/bold] listening on {url_of(listening_on)}",
               highlight=False)

@@ -237,7 +237,9 @@ def _decode_cursor(cursor: str) -> int:
 def _sqlite_path(url: URL) -> Path | None:
     if not url.database or url.database == ":memory:":
         return None
-    return Path(url.database).expanduser().absolute()
+    # SQLite's URI form (sqlite:///file:/srv/sms.db?mode=ro&uri=true) names the file after
+    # "file:"; read as a plain path it would be a folder called "file:" in the cwd.
+    return Path(url.database.removeprefix("file:")).expanduser().absolute()
 
 
 def _sqlite_unusable(path: Path, message: str) -> str | None:
