@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 import smsbridge.core
 import smsbridge.providers
+from smsbridge.core.errors import WebhookRejected
+from smsbridge.core.messages import InboundMessage, OutboundMessage
+from smsbridge.providers import (
+    UNSIGNED,
+    Capabilities,
+    Provider,
+    ProviderConfig,
+    SendResult,
+    UnknownProvider,
+    WebhookRequest,
+    provider_keys,
+)
 from smsbridge.providers.registry import BUILTIN, get_provider_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +51,8 @@ def test_registry_matches_the_carrier_folders() -> None:
 @pytest.mark.parametrize("module", [smsbridge.core, smsbridge.providers])
 def test_public_surface_is_declared(module: object) -> None:
     names = module.__all__  # type: ignore[attr-defined]
-    assert names == sorted(names)
+    # ruff's order (RUF022): CONSTANTS, then Classes, then functions, each alphabetical.
+    assert names == sorted(names, key=lambda n: (not n.isupper(), not n[:1].isupper(), n))
     for name in names:
         assert getattr(module, name) is not None
 
@@ -51,7 +66,110 @@ def test_providers_load_without_the_server_stack() -> None:
         "heavy = {'fastapi', 'starlette', 'sqlalchemy', 'uvicorn', 'alembic', 'typer'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
+    assert fresh_python(code).strip() == "[]"
+
+
+def fresh_python(code: str) -> str:
+    """What ``code`` prints in a new interpreter, where nothing is imported yet."""
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return result.stdout
+
+
+# What docs/plugins.md promises a carrier plug-in can import from smsbridge.providers.
+PLUGIN_INTERFACE = {
+    "Provider", "ProviderConfig", "Capabilities", "SendResult", "Reply", "WebhookRequest",
+    "OutboundMessage", "InboundMessage", "StatusUpdate", "Media", "MessageStatus",
+    "ProviderError", "WebhookRejected", "MalformedWebhook",
+}
+# Added on purpose: the unsigned declaration, the number formats a Capabilities names,
+# the shared HTTP mechanics every carrier uses, and the registry's lookups.
+PLUGIN_EXTRAS = {
+    "UNSIGNED", "NumberFormat", "CarrierResponse", "carrier_request", "parse_retry_after",
+    "redact", "retryable_status", "UnknownProvider", "get_provider_class", "provider_keys",
+}
+
+
+def test_the_plugin_interface_is_exactly_what_the_docs_promise() -> None:
+    assert set(smsbridge.providers.__all__) == PLUGIN_INTERFACE | PLUGIN_EXTRAS
+    assert len(smsbridge.providers.__all__) == len(set(smsbridge.providers.__all__))
+    fresh_python("from smsbridge.providers import " + ", ".join(smsbridge.providers.__all__))
+    # A plug-in's messages and errors are the gateway's own classes, not look-alikes.
+    assert smsbridge.providers.OutboundMessage is OutboundMessage
+    assert smsbridge.providers.WebhookRejected is WebhookRejected
+
+
+def test_importing_the_interface_loads_no_carrier() -> None:
+    """A plug-in imports smsbridge.providers; that must not import every built-in carrier."""
+    loaded = set(ast.literal_eval(fresh_python(
+        "import sys\n"
+        "import smsbridge.providers\n"
+        "print(sorted(m for m in sys.modules if m.startswith('smsbridge.providers.')))\n"
+    )))
+    carriers = {f"smsbridge.providers.{key}" for key in BUILTIN}
+    assert not {m for m in loaded for c in carriers if m == c or m.startswith(c + ".")}
+    assert "smsbridge.providers.base" in loaded  # the check itself can see modules load
+
+
+def signature_contract_failures(classes: list[type[Provider]]) -> list[str]:  # type: ignore[type-arg]
+    """Providers that neither check a signature nor declare their carrier unsigned."""
+    failures: list[str] = []
+    for cls in classes:
+        checks = cls.verify is not Provider.verify
+        unsigned = cls.capabilities.signature == UNSIGNED
+        if checks == unsigned:  # both or neither
+            failures.append(cls.__name__)
+    return failures
+
+
+class ForgetfulConfig(ProviderConfig):
+    """Config of the throwaway provider below."""
+
+
+class ForgetfulProvider(Provider[ForgetfulConfig]):
+    """A carrier whose author forgot verify() and did not say the carrier signs nothing."""
+
+    key = "forgetful"
+    name = "Forgetful"
+    Config = ForgetfulConfig
+    capabilities = Capabilities()
+
+    async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
+        return SendResult("x")
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        return []
+
+
+class ClaimsASignatureProvider(ForgetfulProvider):
+    """Declares a scheme but never checks it."""
+
+    key = "claims"
+    capabilities = Capabilities(signature="hmac-sha256")
+
+
+def test_every_registered_provider_verifies_or_declares_itself_unsigned() -> None:
+    registered = [get_provider_class(key) for key in provider_keys()]
+    assert signature_contract_failures(registered) == []
+    assert {k: get_provider_class(k).capabilities.signature for k in BUILTIN} == {
+        "sandbox": UNSIGNED, "twilio": "twilio-hmac-sha1", "voipms": UNSIGNED}
+    # The check above is not vacuous: it catches both ways of forgetting.
+    assert signature_contract_failures([ForgetfulProvider, ClaimsASignatureProvider]) == [
+        "ForgetfulProvider", "ClaimsASignatureProvider"]
+
+
+@pytest.mark.parametrize("cls", [ForgetfulProvider, ClaimsASignatureProvider])
+def test_the_registry_refuses_a_provider_that_does_not_choose(
+    cls: type[Provider], monkeypatch: pytest.MonkeyPatch  # type: ignore[type-arg]
+) -> None:
+    monkeypatch.setitem(BUILTIN, cls.key, f"{__name__}:{cls.__name__}")
+    with pytest.raises(UnknownProvider, match="verify"):
+        get_provider_class(cls.key)
+
+
+def test_a_provider_that_does_not_choose_rejects_every_webhook() -> None:
+    """Built around the registry anyway, it fails closed: nothing unverified gets stored."""
+    request = WebhookRequest("POST", "https://gw.example/in", {}, [], b"{}")
+    with pytest.raises(WebhookRejected, match="neither checks a signature"):
+        ForgetfulProvider(ForgetfulConfig()).verify(request)

@@ -18,6 +18,8 @@ log = logging.getLogger("smsbridge")
 
 # How soon a running server honours `smsbridge carriers rotate-token` from another process.
 TOKEN_REFRESH_SECONDS = 5.0
+# Time past a send's worst case for the worker to record its result before the lease ends.
+LEASE_MARGIN_SECONDS = 5.0
 
 
 class Runtime:
@@ -56,13 +58,13 @@ class Runtime:
         self._token_refresh = asyncio.create_task(self._refresh_tokens(gateway))
         if self.run_workers:
             w = self.settings.worker
-            # A lease shorter than a request's timeout would let a second worker take over
+            # A lease shorter than a send can take would let a second worker take over
             # a send that is still waiting for its answer, and send it twice.
-            send_timeout = max((float(getattr(c.provider.config, "timeout_seconds", 0))
+            send_seconds = max((c.provider.max_send_seconds()
                                 for c in self.settings.connections.values()), default=0.0)
             hook_timeout = max((h.timeout_seconds for h in self.settings.webhooks), default=0.0)
-            outbox_lease = max(w.lease_seconds, send_timeout + 5)
-            hooks_lease = max(w.lease_seconds, hook_timeout + 5)
+            outbox_lease = max(w.lease_seconds, send_seconds + LEASE_MARGIN_SECONDS)
+            hooks_lease = max(w.lease_seconds, hook_timeout + LEASE_MARGIN_SECONDS)
             self.outbox = OutboxWorker(
                 self.store,
                 {name: c.provider for name, c in self.settings.connections.items()},

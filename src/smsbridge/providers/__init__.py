@@ -1,6 +1,15 @@
-"""Carrier providers: one folder per carrier, a lazy registry, and the provider interface."""
+"""Carrier providers: one folder per carrier, a lazy registry, and the provider interface.
 
+This package is the interface a carrier plug-in imports (see docs/plugins.md):
+everything a provider implements, receives, returns and raises is named here.
+Importing it loads no carrier: the registry imports each one when first asked.
+"""
+
+from ..core.errors import MalformedWebhook, ProviderError, WebhookRejected
+from ..core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
+from ..core.phone import NumberFormat
 from .base import (
+    UNSIGNED,
     Capabilities,
     Provider,
     ProviderConfig,
@@ -8,16 +17,32 @@ from .base import (
     SendResult,
     WebhookRequest,
 )
+from .http import CarrierResponse, carrier_request, parse_retry_after, redact, retryable_status
 from .registry import UnknownProvider, get_provider_class, provider_keys
 
 __all__ = [
+    "UNSIGNED",
     "Capabilities",
+    "CarrierResponse",
+    "InboundMessage",
+    "MalformedWebhook",
+    "Media",
+    "MessageStatus",
+    "NumberFormat",
+    "OutboundMessage",
     "Provider",
     "ProviderConfig",
+    "ProviderError",
     "Reply",
     "SendResult",
+    "StatusUpdate",
     "UnknownProvider",
+    "WebhookRejected",
     "WebhookRequest",
+    "carrier_request",
     "get_provider_class",
+    "parse_retry_after",
     "provider_keys",
+    "redact",
+    "retryable_status",
 ]

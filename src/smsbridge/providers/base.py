@@ -18,11 +18,15 @@ from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.errors import MalformedWebhook
+from ..core.errors import MalformedWebhook, WebhookRejected
 from ..core.messages import InboundMessage, MessageStatus, OutboundMessage, StatusUpdate
 from ..core.phone import NumberFormat
+
+# ``Capabilities.signature`` of a carrier that signs nothing: the secret token in the
+# webhook URL is then all that tells the carrier's requests from anyone else's.
+UNSIGNED = "none"
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,9 @@ class Capabilities:
     max_media_bytes: int = 0
     inline_media: bool = False  # accepts base64 data, not only URLs
     number_format: NumberFormat = NumberFormat.E164
-    signature: str | None = None  # e.g. "twilio-hmac-sha1"
+    # The scheme ``verify`` checks (e.g. "twilio-hmac-sha1"), or UNSIGNED. None means
+    # undeclared, which the registry refuses: forgetting ``verify`` must not open a door.
+    signature: str | None = None
     delivery_receipts: bool = False
     regions: tuple[str, ...] = ()  # ISO regions a carrier sends to; empty: any
 
@@ -109,6 +115,9 @@ class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = None
+    timeout_seconds: float = Field(
+        15.0, gt=0, le=300, description="how long to wait for each API request, in seconds"
+    )
 
 
 ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
@@ -134,7 +143,40 @@ class Provider(ABC, Generic[ConfigT]):
         """Turn the carrier's inbound webhook into messages, or raise ``MalformedWebhook``."""
 
     def verify(self, request: WebhookRequest) -> None:
-        """Check the carrier's signature; raise ``WebhookRejected`` if it does not hold."""
+        """Check the carrier's signature; raise ``WebhookRejected`` if it does not hold.
+
+        Carriers that sign override this; carriers that sign nothing declare
+        ``signature=UNSIGNED`` and keep this default. Anything else fails closed.
+        """
+        if self.capabilities.signature != UNSIGNED:
+            raise WebhookRejected(
+                f"the {self.key} provider neither checks a signature nor declares its carrier"
+                " unsigned"
+            )
+
+    @classmethod
+    def contract_problems(cls) -> list[str]:
+        """What keeps this class from being a usable provider; empty when it is one."""
+        signature = cls.capabilities.signature
+        verifies = cls.verify is not Provider.verify
+        if signature is None:
+            return [f"{cls.__name__} declares no capabilities.signature: set it to the scheme"
+                    " its verify() checks, or to UNSIGNED when the carrier signs nothing"]
+        if signature == UNSIGNED and verifies:
+            return [f"{cls.__name__} declares its carrier unsigned but overrides verify()"]
+        if signature != UNSIGNED and not verifies:
+            return [f"{cls.__name__} declares signature {signature!r} but does not override"
+                    " verify() to check it"]
+        return []
+
+    def max_send_seconds(self, message: OutboundMessage | None = None) -> float:
+        """The longest ``send`` can take for ``message`` (None: for any message it accepts).
+
+        The outbox lease is sized from it, so that no second worker takes over a
+        send still waiting for the carrier. Default: one request's timeout; a
+        carrier that makes several requests per message multiplies.
+        """
+        return self.config.timeout_seconds
 
     def inbound_reply(self, messages: Sequence[InboundMessage]) -> Reply:
         """What the carrier expects back after an inbound webhook was stored."""

@@ -44,4 +44,9 @@ def get_provider_class(key: str) -> type[Provider]:  # type: ignore[type-arg]
     cls = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(cls, type) and issubclass(cls, Provider)) or cls.key != key:
         raise UnknownProvider(f"{target} is not a provider registered as {key!r}")
+    problems = cls.contract_problems()
+    if problems:
+        # Refused here, at start, so a carrier that forgot its signature check never
+        # stores a forged webhook.
+        raise UnknownProvider(f"carrier {key!r} ({target}) is not usable: {'; '.join(problems)}")
     return cls

@@ -18,8 +18,8 @@ from twilio.request_validator import RequestValidator
 from smsbridge.core.errors import MalformedWebhook, ProviderError, WebhookRejected
 from smsbridge.core.messages import Media, MessageStatus, OutboundMessage
 from smsbridge.providers.base import WebhookRequest
+from smsbridge.providers.http import parse_retry_after
 from smsbridge.providers.registry import get_provider_class
-from smsbridge.providers.twilio.errors import parse_retry_after
 from smsbridge.providers.twilio.provider import EMPTY_TWIML, TwilioConfig, TwilioProvider
 from smsbridge.providers.twilio.signature import body_sha256, compute_signature
 from smsbridge.testing.server import RunningServer, start_server

@@ -258,6 +258,9 @@ async def test_wrong_token_not_retryable_and_not_leaked(fake_url: str,
     pytest.param(21408, 400, False, id="21408"),
     pytest.param(20500, 500, True, id="500"),
     pytest.param(20503, 503, True, id="503"),
+    # A code Twilio's table does not list: the HTTP status decides, as for every carrier.
+    pytest.param(20999, 408, True, id="408"),
+    pytest.param(20998, 404, False, id="404"),
 ])
 async def test_injected_errors(fake: FakeTwilio, fake_url: str, http: aiohttp.ClientSession,
                                code: int, http_status: int, retryable: bool) -> None:

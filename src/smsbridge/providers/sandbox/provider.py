@@ -24,7 +24,15 @@ from pydantic import Field
 from ...core.errors import MalformedWebhook, ProviderError
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
 from ...core.phone import NumberFormat
-from ..base import Capabilities, Provider, ProviderConfig, Reply, SendResult, WebhookRequest
+from ..base import (
+    UNSIGNED,
+    Capabilities,
+    Provider,
+    ProviderConfig,
+    Reply,
+    SendResult,
+    WebhookRequest,
+)
 
 _RECEIPT_STATUSES = {"sent": MessageStatus.SENT, "delivered": MessageStatus.DELIVERED,
                      "failed": MessageStatus.FAILED}
@@ -48,11 +56,16 @@ class SandboxProvider(Provider[SandboxConfig]):
     capabilities = Capabilities(
         sms=True, mms=True, max_text_length=1600, max_media=10, max_media_bytes=5_000_000,
         inline_media=True, number_format=NumberFormat.E164, delivery_receipts=True,
+        signature=UNSIGNED,  # `smsbridge sandbox receive` posts plain JSON
     )
 
     def __init__(self, config: SandboxConfig) -> None:
         super().__init__(config)
         self._random = random.Random()
+
+    def max_send_seconds(self, message: OutboundMessage | None = None) -> float:
+        """The configured delay: the sandbox makes no request."""
+        return self.config.delay_ms / 1000
 
     async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
         """Accept the message after the configured delay, or fail at the configured rate."""

@@ -7,11 +7,8 @@ later as ``ErrorCode`` in status callbacks.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-
 from ...core.errors import ProviderError
+from ..http import CarrierResponse, retryable_status
 
 # Refusals that will be the same on every attempt: fix the account or the number first.
 PERMANENT_SEND_CODES: frozenset[int] = frozenset({
@@ -42,29 +39,6 @@ DELIVERY_ERROR_REASONS: dict[int, str] = {
 }
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def scrub(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` masked."""
-    return text.replace(secret, "***") if secret else text
-
-
 def _twilio_code(value: object) -> int | None:
     """Twilio's numeric error code from a JSON value, if it is one."""
     if isinstance(value, bool):
@@ -82,33 +56,25 @@ def is_retryable(code: int | None, http_status: int) -> bool:
         return False
     if code in TRANSIENT_SEND_CODES:
         return True
-    return http_status == 429 or http_status >= 500
+    return retryable_status(http_status)
 
 
-def send_error(
-    http_status: int, body: bytes, retry_after: str | None, *, secret: str
-) -> ProviderError:
+def send_error(response: CarrierResponse) -> ProviderError:
     """The ProviderError for a Messages API answer that was not a success."""
-    delay = parse_retry_after(retry_after)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        data = None
+    data = response.json()
     if not isinstance(data, dict):
         # A proxy or load balancer answered, not the API: say so and let a retry decide.
-        return ProviderError(
-            f"Twilio answered HTTP {http_status} without a JSON error",
-            retryable=True, code=f"http_{http_status}", retry_after=delay,
+        return response.error(
+            f"Twilio answered HTTP {response.status} without a JSON error", retryable=True
         )
     code = _twilio_code(data.get("code"))
     message = data.get("message")
     if not (isinstance(message, str) and message):
-        message = f"Twilio answered HTTP {http_status}"
-    return ProviderError(
-        scrub(message, secret),
-        retryable=is_retryable(code, http_status),
-        code=str(code) if code is not None else f"http_{http_status}",
-        retry_after=delay,
+        message = f"Twilio answered HTTP {response.status}"
+    return response.error(
+        message,
+        retryable=is_retryable(code, response.status),
+        code=str(code) if code is not None else None,
     )
 
 

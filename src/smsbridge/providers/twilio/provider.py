@@ -42,7 +42,8 @@ from ..base import (
     first,
     header,
 )
-from .errors import delivery_error_reason, is_retryable, scrub, send_error
+from ..http import carrier_request, redact
+from .errors import delivery_error_reason, is_retryable, send_error
 from .signature import body_matches, signature_matches
 
 API_VERSION = "2010-04-01"
@@ -81,7 +82,6 @@ class TwilioConfig(ProviderConfig):
         None, pattern=r"^MG[0-9a-fA-F]{32}$",
         description="send through this Messaging Service (MG...) instead of a From number",
     )
-    timeout_seconds: float = Field(15.0, gt=0, le=300, description="HTTP timeout of a send")
 
 
 class TwilioProvider(Provider[TwilioConfig]):
@@ -132,27 +132,14 @@ class TwilioProvider(Provider[TwilioConfig]):
         """Create a Message resource; Twilio answers 201 with its sid."""
         form = self.send_form(message)
         url = f"{self.base_url}/{API_VERSION}/Accounts/{self.config.account_sid}/Messages.json"
-        timeout = self.config.timeout_seconds
-        try:
-            async with http.post(
-                url,
-                data=form,
-                headers={"Accept": "application/json", "Authorization": self._basic_auth()},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as resp:
-                status = resp.status
-                body = await resp.read()
-                retry_after = resp.headers.get("Retry-After")
-        except TimeoutError:
-            raise ProviderError(
-                f"Twilio did not answer within {timeout:g} s", retryable=True, code="timeout"
-            ) from None
-        except aiohttp.ClientError as exc:
-            reason = scrub(f"could not reach Twilio ({type(exc).__name__}: {exc})", self._token)
-            raise ProviderError(reason, retryable=True, code="connection_error") from None
-        if status not in (200, 201):
-            raise send_error(status, body, retry_after, secret=self._token)
-        return self._send_result(body)
+        response = await carrier_request(
+            http, "POST", url, label="Twilio", timeout=self.config.timeout_seconds,
+            secrets=[self._token], data=form,
+            headers={"Accept": "application/json", "Authorization": self._basic_auth()},
+        )
+        if response.status not in (200, 201):
+            raise send_error(response)
+        return self._send_result(response.body)
 
     def _send_result(self, body: bytes) -> SendResult:
         """Read the Message resource of a 201 answer."""
@@ -171,7 +158,7 @@ class TwilioProvider(Provider[TwilioConfig]):
             # Success is a 201 *and* a null error_code (twilio.md §2).
             reason = resource.get("error_message") or f"Twilio error {error_code}"
             raise ProviderError(
-                scrub(str(reason), self._token),
+                redact(str(reason), [self._token]),
                 retryable=is_retryable(_positive_int(error_code), 400),
                 code=str(error_code),
             )

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import json
 import mimetypes
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -32,12 +30,25 @@ from pydantic import Field, SecretStr
 from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError
 from ...core.messages import InboundMessage, Media, OutboundMessage
 from ...core.phone import NumberFormat, format_number, to_e164
-from ..base import Capabilities, Provider, ProviderConfig, Reply, SendResult, WebhookRequest
+from ..base import (
+    UNSIGNED,
+    Capabilities,
+    Provider,
+    ProviderConfig,
+    Reply,
+    SendResult,
+    WebhookRequest,
+)
+from ..http import CarrierResponse, carrier_request, retryable_status
 
 API_PATH = "/api/v1/rest.php"
 SMS_MAX_BYTES = 160  # sendSMS counts UTF-8 bytes, not characters (§3.1)
 MMS_MAX_CHARS = 2048  # sendMMS "max chars: 2048" (§3.2)
 MAX_MEDIA = 3  # media1..media3 (§3.2)
+# The most sendSMS parts split_utf8 can make of a text of MMS_MAX_CHARS: a part holds at
+# least a quarter of SMS_MAX_BYTES in characters (4-byte ones), and a cut at whitespace
+# keeps at least half of those plus one.
+MAX_SPLIT_PARTS = -(-MMS_MAX_CHARS // (SMS_MAX_BYTES // 4 // 2 + 1))
 
 # §4: the statuses where trying again later can help; every other status is final.
 RETRYABLE_STATUSES = frozenset(
@@ -90,7 +101,6 @@ class VoipmsConfig(ProviderConfig):
     long_text: Literal["mms", "split"] = Field(
         "mms", description="texts over 160 UTF-8 bytes: one sendMMS, or several sendSMS parts"
     )
-    timeout_seconds: float = Field(15.0, gt=0, le=300, description="per API request")
 
 
 class VoipmsProvider(Provider[VoipmsConfig]):
@@ -109,12 +119,23 @@ class VoipmsProvider(Provider[VoipmsConfig]):
         max_media_bytes=1_200_000,
         inline_media=True,
         number_format=NumberFormat.NANPA,
+        signature=UNSIGNED,  # neither the URL callback nor the webhook is signed (§6, §7)
         delivery_receipts=False,
         regions=("US", "CA"),
     )
     default_base_url: ClassVar[str] = "https://voip.ms"
 
     # ---------------------------------------------------------------- sending
+
+    def max_send_seconds(self, message: OutboundMessage | None = None) -> float:
+        """One request per split part; a single sendSMS or sendMMS otherwise."""
+        if self.config.long_text != "split":
+            return self.config.timeout_seconds
+        if message is None or message.media:
+            parts = MAX_SPLIT_PARTS if message is None else 1
+        else:
+            parts = len(split_utf8(message.text, SMS_MAX_BYTES))
+        return parts * self.config.timeout_seconds
 
     async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
         """Send by sendSMS, sendMMS or several sendSMS parts, as text length and media demand."""
@@ -191,39 +212,20 @@ class VoipmsProvider(Provider[VoipmsConfig]):
             for name, value in fields.items():
                 part = form.append(value)
                 part.set_content_disposition("form-data", name=name)
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_seconds)
-        try:
-            async with http.post(self.base_url + API_PATH, data=form, timeout=timeout) as resp:
-                body = await resp.read()
-                status, headers = resp.status, resp.headers
-        except TimeoutError:  # aiohttp's timeouts derive from it on 3.11+
-            raise ProviderError(
-                f"VoIP.ms {method}: no answer within {self.config.timeout_seconds:g} s",
-                retryable=True, code="timeout",
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                self._redact(f"VoIP.ms {method}: connection failed ({type(exc).__name__}: {exc})"),
-                retryable=True, code="connection_error",
-            ) from None
-        return self._read_answer(method, status, headers, body)
+        response = await carrier_request(
+            http, "POST", self.base_url + API_PATH, label=f"VoIP.ms {method}",
+            timeout=self.config.timeout_seconds, secrets=[password], data=form,
+        )
+        return self._read_answer(method, response)
 
-    def _read_answer(
-        self, method: str, status: int, headers: Mapping[str, str], body: bytes
-    ) -> dict[str, Any]:
-        if status == 429:
-            raise ProviderError(f"VoIP.ms {method}: HTTP 429 too many requests", retryable=True,
-                                code="http_429", retry_after=_retry_after(headers))
-        if status >= 500 or status == 408:
-            raise ProviderError(f"VoIP.ms {method}: HTTP {status}", retryable=True,
-                                code=f"http_{status}", retry_after=_retry_after(headers))
-        if status != 200:
-            raise ProviderError(f"VoIP.ms {method}: unexpected HTTP {status}", retryable=False,
-                                code=f"http_{status}")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            data = None
+    def _read_answer(self, method: str, response: CarrierResponse) -> dict[str, Any]:
+        if response.status == 429:
+            raise response.error(f"VoIP.ms {method}: HTTP 429 too many requests")
+        if response.status != 200:
+            # Every 200 carries the API's verdict (§4); any other status is the web server's.
+            raise response.error(None if retryable_status(response.status)
+                                 else f"VoIP.ms {method}: unexpected HTTP {response.status}")
+        data = response.json()
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
             # Infrastructure pages (HTML, empty bodies) are transient (§4).
             raise ProviderError(f"VoIP.ms {method}: answer is not the API's JSON",
@@ -232,16 +234,11 @@ class VoipmsProvider(Provider[VoipmsConfig]):
         if word != "success":
             meaning = STATUS_MEANING.get(word, "refused")
             raise ProviderError(
-                self._redact(f"VoIP.ms {method}: {word} ({meaning})"),
-                retryable=word in RETRYABLE_STATUSES, code=self._redact(word),
+                response.redact(f"VoIP.ms {method}: {word} ({meaning})"),
+                retryable=word in RETRYABLE_STATUSES, code=response.redact(word),
                 retry_after=RETRY_AFTER_SECONDS.get(word),
             )
         return data
-
-    def _redact(self, text: str) -> str:
-        """``text`` with the API password masked, whatever echoed it."""
-        password = self.config.api_password.get_secret_value()
-        return text.replace(password, "***") if password else text
 
     # ---------------------------------------------------------------- inbound
 
@@ -366,24 +363,6 @@ def _media_field(item: Media, index: int) -> str:
         return f"data:{item.content_type};base64,{item.data_base64}"
     raise ProviderError(f"attachment {index} has neither a URL nor data", retryable=False,
                         code="invalid_media")
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), if usable."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _callback_pairs(request: WebhookRequest) -> list[tuple[str, str]]:
