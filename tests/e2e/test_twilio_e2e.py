@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
 from smsbridge.testing.fake_twilio import FakeTwilio
-from smsbridge.testing.server import RunningServer, start_server
-from tests.conftest import make_settings
+from smsbridge.testing.server import RunningServer
+from tests.e2e.carriers import (
+    OUR_NUMBER,
+    PEER,
+    assert_delivered_by_receipts,
+    assert_failed_at_once,
+    assert_never_retried,
+    connection,
+    everything,
+    gateway_starter,
+    inbound,
+    queue,
+    sent_on_second_try,
+)
 from tests.harness import GatewayHarness
 
-OUR_NUMBER = "+15145550100"  # the account's Twilio number
-PEER = "+14385550123"  # the other phone
 PUBLIC_URL = "https://sms.example.com"
 
 
@@ -32,45 +42,20 @@ def fake() -> FakeTwilio:
 
 
 @pytest.fixture
-def fake_server(fake: FakeTwilio) -> Iterator[RunningServer]:
-    """The fake Twilio API served on 127.0.0.1."""
-    server = start_server(fake.app)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def twilio_gateway(sqlite_url: str, start_gateway: Callable[..., GatewayHarness],
                    fake_server: RunningServer, fake: FakeTwilio) -> Callable[..., GatewayHarness]:
     """Start a gateway (SQLite unless told) with one Twilio connection pointed at the fake."""
-
-    def start(database: str | None = None, public_url: str | None = None) -> GatewayHarness:
-        connection = {"name": "twilio", "carrier": "twilio", "numbers": [OUR_NUMBER],
-                      "settings": {"base_url": fake_server.url, "account_sid": fake.account_sid,
-                                   "auth_token": fake.auth_token}}
-        return start_gateway(make_settings(database or sqlite_url, [connection],
-                                           public_url=public_url))
-
-    return start
+    return gateway_starter(start_gateway, sqlite_url, connection("twilio", {
+        "base_url": fake_server.url, "account_sid": fake.account_sid,
+        "auth_token": fake.auth_token}))
 
 
 async def send_and_wait(gw: GatewayHarness, http: aiohttp.ClientSession, body: dict[str, Any],
                         statuses: set[str]) -> dict[str, Any]:
-    """Queue a message (202) and wait until it reaches one of ``statuses``."""
-    status, queued = await gw.send(http, body)
-    assert status == 202, queued
+    """Queue a message (202, status "queued") and wait until it reaches one of ``statuses``."""
+    queued = await queue(gw, http, body)
     assert queued["status"] == "queued"
     return await gw.wait_status(http, queued["id"], statuses)
-
-
-async def inbound(gw: GatewayHarness, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
-    """Every inbound message, as GET /v1/messages?direction=inbound shows it."""
-    return list((await gw.list_messages(http, direction="inbound"))["data"])
-
-
-async def everything(gw: GatewayHarness, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
-    """Every stored message, either direction."""
-    return list((await gw.list_messages(http))["data"])
 
 
 # ------------------------------------------------------------------------ sending
@@ -95,11 +80,7 @@ async def send_sms_then_deliver(gw: GatewayHarness, fake: FakeTwilio,
     (request,) = fake.requests
     assert request.auth_ok
 
-    answers = await fake.deliver_all()
-    assert [status for status, _, _ in answers] == [200, 200]
-    delivered = await gw.wait_status(http, sent["id"], {"delivered", "failed"})
-    assert delivered["status"] == "delivered"
-    assert delivered["error"] is None
+    await assert_delivered_by_receipts(gw, fake, http, sent)
 
 
 async def test_send_sms_is_sent_then_delivered(twilio_gateway, fake: FakeTwilio,
@@ -189,13 +170,10 @@ async def test_opted_out_recipient_fails_at_once_and_is_never_retried(
     fake.opted_out.add(PEER)
     failed = await send_and_wait(gw, http, {"from": OUR_NUMBER, "to": PEER, "text": "promo"},
                                  {"failed", "sent"})
-    assert failed["status"] == "failed"
-    assert failed["attempts"] == 1
+    assert_failed_at_once(failed)
     assert failed["error"]["code"] == "21610"
     assert "unsubscribed" in failed["error"]["reason"]
-    await asyncio.sleep(0.3)  # longer than the test worker's backoff: no second try comes
-    assert len(fake.requests) == 1
-    assert fake.messages == []
+    await assert_never_retried(fake)
 
 
 async def test_rate_limited_once_is_retried_and_sent(
@@ -204,10 +182,7 @@ async def test_rate_limited_once_is_retried_and_sent(
     fake.fail_next(20429, 429, retry_after=0.2)
     sent = await send_and_wait(gw, http, {"from": OUR_NUMBER, "to": PEER, "text": "retry me"},
                                {"sent", "failed"})
-    assert sent["status"] == "sent", sent["error"]
-    assert sent["attempts"] == 2
-    assert len(fake.requests) == 2
-    (carrier_msg,) = fake.messages
+    carrier_msg = sent_on_second_try(sent, fake)
     assert sent["carrier_message_id"] == carrier_msg.sid
 
 

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from smsbridge.store.schema import messages
 from smsbridge.testing.fake_voipms import FakeVoipms
-from smsbridge.testing.server import RunningServer, start_server
+from smsbridge.testing.server import RunningServer
 from tests.conftest import eventually, make_settings
 from tests.harness import GatewayHarness
 
@@ -37,14 +37,6 @@ WHEN = "2024-05-01 12:00:00"
 def fake() -> FakeVoipms:
     """The fake carrier's state and knobs."""
     return FakeVoipms(username=USERNAME, api_password=API_PASSWORD)
-
-
-@pytest.fixture
-def fake_server(fake: FakeVoipms) -> Iterator[RunningServer]:
-    """The fake VoIP.ms API served on 127.0.0.1."""
-    server = start_server(fake.app)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.errors import MalformedWebhook, WebhookRejected
+from ..core.errors import MalformedWebhook, ProviderError, WebhookRejected
 from ..core.messages import InboundMessage, MessageStatus, OutboundMessage, StatusUpdate
 from ..core.phone import NumberFormat
 
@@ -195,6 +195,17 @@ class Provider(ABC, Generic[ConfigT]):
     ) -> list[InboundMessage]:
         """Fetch whatever the webhook left out (a text sent by id only); default: nothing."""
         return messages
+
+    def media_urls(self, message: OutboundMessage) -> list[str]:
+        """The URLs of ``message``'s media; ProviderError for a carrier that takes URLs only."""
+        if any(m.url is None for m in message.media):
+            # The gateway refuses inline media for such a carrier before queueing; this
+            # keeps a provider called directly (Home Assistant) from sending half a message.
+            raise ProviderError(
+                f"{self.name} fetches media by URL only; inline (base64) media cannot be sent",
+                retryable=False, code="inline_media",
+            )
+        return [m.url for m in message.media if m.url is not None]
 
     def setup_hint(self, inbound_url: str, status_url: str) -> str | None:
         """What to paste into the carrier's portal to point it at the gateway, if anything."""

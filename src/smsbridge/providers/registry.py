@@ -10,7 +10,11 @@ from .base import Provider
 
 # One line per built-in carrier: "key": "module:Class".
 BUILTIN: dict[str, str] = {
+    "flowroute": "smsbridge.providers.flowroute.provider:FlowrouteProvider",
+    "plivo": "smsbridge.providers.plivo.provider:PlivoProvider",
     "sandbox": "smsbridge.providers.sandbox.provider:SandboxProvider",
+    "signalwire": "smsbridge.providers.signalwire.provider:SignalWireProvider",
+    "telnyx": "smsbridge.providers.telnyx.provider:TelnyxProvider",
     "twilio": "smsbridge.providers.twilio.provider:TwilioProvider",
     "voipms": "smsbridge.providers.voipms.provider:VoipmsProvider",
 }

@@ -18,22 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import binascii
 import hashlib
 import hmac
 import re
 import secrets
-import sys
-import threading
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import aiohttp
 import phonenumbers
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.segments import count_segments
+from .fake_base import FakeCarrier, basic_auth_ok, send_webhook, serve
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "AC" + "5ca1ab1e" * 4
@@ -137,17 +133,18 @@ class SentMessage:
     resource: dict[str, Any]
 
 
-@dataclass
-class _Failure:
-    code: int
-    http_status: int
-    retry_after: float | None
-    raw_body: str | None
-    remaining: int = field(default=1)
+class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
+    """An in-memory Twilio account speaking the real Messages API and webhook formats.
 
+    A carrier that copies Twilio's API (SignalWire) subclasses it and changes the class
+    attributes below: where the API lives, and which headers carry the signature.
+    """
 
-class FakeTwilio:
-    """An in-memory Twilio account speaking the real Messages API and webhook formats."""
+    # Put before /2010-04-01/... in the Messages API's paths.
+    api_prefix = ""
+    # Each header is set to the same signature on every webhook fired.
+    signature_headers: tuple[str, ...] = ("X-Twilio-Signature",)
+    user_agent = "TwilioProxy/1.1"
 
     def __init__(
         self,
@@ -155,16 +152,16 @@ class FakeTwilio:
         auth_token: str = DEFAULT_AUTH_TOKEN,
         *,
         opted_out: Iterable[str] = (),
+        signing_key: str | None = None,
     ) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
+        # Twilio signs with the Auth Token; a compatible carrier may have a key of its own.
+        self.signing_key = signing_key or auth_token
         self.opted_out: set[str] = set(opted_out)
         self.delay_seconds = 0.0
-        self.requests: list[RecordedRequest] = []
-        self.messages: list[SentMessage] = []
-        self._failures: deque[_Failure] = deque()
-        self._lock = threading.Lock()
-        base = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages"
+        base = f"{self.api_prefix}/{API_VERSION}/Accounts/{{account_sid}}/Messages"
         self.app = Starlette(routes=[
             Route(base + ".json", self._create_message, methods=["POST"]),
             Route(base + "/{message_sid}.json", self._fetch_message, methods=["GET"]),
@@ -182,17 +179,15 @@ class FakeTwilio:
         raw_body: str | None = None,
     ) -> None:
         """Answer the next ``times`` sends with this error (``raw_body``: a non-JSON body)."""
-        with self._lock:
-            self._failures.append(_Failure(code, http_status, retry_after, raw_body, times))
+        self._queue_failure(code, http_status, times, retry_after, raw_body)
 
-    def reset(self) -> None:
-        """Forget requests, messages, failures, opt-outs and delays."""
-        with self._lock:
-            self.requests.clear()
-            self.messages.clear()
-            self._failures.clear()
-            self.opted_out.clear()
-            self.delay_seconds = 0.0
+    def _forget_knobs(self) -> None:
+        self.opted_out.clear()
+        self.delay_seconds = 0.0
+
+    def new_sid(self, prefix: str) -> str:
+        """A new message sid: ``prefix`` (SM, MM) and 32 hex digits, as Twilio makes them."""
+        return _new_sid(prefix)
 
     def message(self, sid: str) -> SentMessage | None:
         """The accepted message with this sid, if any."""
@@ -200,36 +195,12 @@ class FakeTwilio:
 
     # --- the Messages API ----------------------------------------------------------------
 
-    def _auth_ok(self, request: Request) -> bool:
-        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        return hmac.compare_digest(user, self.account_sid) and hmac.compare_digest(
-            password, self.auth_token
-        )
-
     async def _record(self, request: Request) -> RecordedRequest:
         form: list[tuple[str, str]] = []
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             form = parse_qsl((await request.body()).decode(), keep_blank_values=True)
-        recorded = RecordedRequest(request.method, request.url.path, form, self._auth_ok(request))
-        with self._lock:
-            self.requests.append(recorded)
-        return recorded
-
-    def _take_failure(self) -> _Failure | None:
-        with self._lock:
-            if not self._failures:
-                return None
-            failure = self._failures[0]
-            failure.remaining -= 1
-            if failure.remaining <= 0:
-                self._failures.popleft()
-            return failure
+        auth_ok = basic_auth_ok(request, self.account_sid, self.auth_token)
+        return self._keep_request(RecordedRequest(request.method, request.url.path, form, auth_ok))
 
     async def _create_message(self, request: Request) -> Response:
         recorded = await self._record(request)
@@ -239,17 +210,9 @@ class FakeTwilio:
             return _error(20404, 404)
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
-        failure = self._take_failure()
-        if failure is not None:
-            headers = {} if failure.retry_after is None else {
-                "Retry-After": f"{failure.retry_after:g}"}
-            if failure.raw_body is not None:
-                return Response(failure.raw_body, failure.http_status, headers,
-                                media_type="text/html")
-            response = _error(failure.code, failure.http_status)
-            response.headers.update(headers)
-            return response
-        return self._accept(recorded)
+        failed = self._failure_answer(
+            lambda failure: _error(failure.error, failure.http_status))
+        return failed or self._accept(recorded)
 
     def _accept(self, recorded: RecordedRequest) -> Response:
         """Validate a send the way the Messages API does, and store it."""
@@ -279,18 +242,17 @@ class FakeTwilio:
             return _error(21609, 400)
         if to in self.opted_out:
             return _error(21610, 400)
-        sid = _new_sid("MM" if media_urls else "SM")
+        sid = self.new_sid("MM" if media_urls else "SM")
         resource = self._resource(sid, to, from_ or None, service or None, body, len(media_urls))
-        with self._lock:
-            self.messages.append(SentMessage(sid, to, from_ or None, service or None, body,
-                                             media_urls, callback, resource))
+        self._keep_message(SentMessage(sid, to, from_ or None, service or None, body,
+                                       media_urls, callback, resource))
         return JSONResponse(resource, status_code=201)
 
     def _resource(self, sid: str, to: str, from_: str | None, service: str | None, body: str,
                   num_media: int) -> dict[str, Any]:
         """A Message resource as the API returns it (field names from twilio.md §2)."""
         now = _now_rfc2822()
-        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        uri = f"{self.api_prefix}/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
         # Through a Messaging Service the sender is picked later: no From, 0 segments yet.
         segments = 0 if service else (count_segments(body).segments if body else 1)
         return {
@@ -338,7 +300,7 @@ class FakeTwilio:
         messaging_service_sid: str | None = None,
     ) -> list[tuple[str, str]]:
         """The fields of an inbound-message webhook, in the order Twilio tends to send them."""
-        sid = message_sid or _new_sid("MM" if media else "SM")
+        sid = message_sid or self.new_sid("MM" if media else "SM")
         params = [
             ("ToCountry", _region(to)), ("ToState", ""), ("SmsMessageSid", sid),
             ("NumMedia", str(len(media))), ("ToCity", ""), ("FromZip", ""), ("SmsSid", sid),
@@ -437,7 +399,7 @@ class FakeTwilio:
         method: str,
     ) -> tuple[int, dict[str, str], bytes]:
         """Send a signed webhook the way Twilio does: form POST, or GET with a query."""
-        headers = {"User-Agent": "TwilioProxy/1.1"}
+        headers = {"User-Agent": self.user_agent}
         if method.upper() == "GET":
             query = urlencode(params)
             url = f"{url}{'&' if '?' in url else '?'}{query}"
@@ -445,21 +407,16 @@ class FakeTwilio:
                 f"{signature_url}{'&' if '?' in signature_url else '?'}{query}"
                 if signature_url else url
             )
-            signature = twilio_signature(self.auth_token, signed_url)
+            signature = twilio_signature(self.signing_key, signed_url)
             data = None
         else:
-            signature = twilio_signature(self.auth_token, signature_url or url, params)
+            signature = twilio_signature(self.signing_key, signature_url or url, params)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             data = urlencode(params)
         if bad_signature:
             signature = ("B" if signature[0] == "A" else "A") + signature[1:]
-        headers["X-Twilio-Signature"] = signature
-        async with aiohttp.ClientSession() as session, session.request(
-            method.upper(), url, data=data, headers=headers,
-            timeout=aiohttp.ClientTimeout(total=15),
-        ) as resp:
-            headers_out = {name.lower(): value for name, value in resp.headers.items()}
-            return resp.status, headers_out, await resp.read()
+        headers.update(dict.fromkeys(self.signature_headers, signature))
+        return await send_webhook(method, url, data=data, headers=headers)
 
 
 def _region(number: str) -> str:
@@ -472,8 +429,6 @@ def _region(number: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Twilio account with uvicorn."""
-    import uvicorn
-
     parser = argparse.ArgumentParser(description="A fake Twilio Messages API for smsbridge")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=9002, help="port to listen on")
@@ -485,9 +440,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not _SID.fullmatch(args.account_sid) or not args.account_sid.startswith("AC"):
         parser.error("--account-sid must be AC followed by 32 lower-case hex digits")
     fake = FakeTwilio(args.account_sid, args.auth_token)
-    print(f"fake Twilio on http://{args.host}:{args.port} (account {fake.account_sid})",
-          file=sys.stderr)
-    uvicorn.run(fake.app, host=args.host, port=args.port, log_level="warning")
+    serve(fake.app, args.host, args.port,
+          f"fake Twilio on http://{args.host}:{args.port} (account {fake.account_sid})")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from smsbridge.core.errors import MalformedWebhook, ProviderError, WebhookRejected
@@ -22,7 +19,9 @@ from smsbridge.providers.http import parse_retry_after
 from smsbridge.providers.registry import get_provider_class
 from smsbridge.providers.twilio.provider import EMPTY_TWIML, TwilioConfig, TwilioProvider
 from smsbridge.providers.twilio.signature import body_sha256, compute_signature
-from smsbridge.testing.server import RunningServer, start_server
+from smsbridge.testing.server import RunningServer
+from tests.providers.forms import changed, form_fixture
+from tests.providers.replay import Replay
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ACCOUNT_SID = "AC3f9c2e8b5d1a4f6e9b0c7d2a1e5f8b3c"
@@ -37,14 +36,12 @@ def make_provider(token: str = TOKEN, **options: object) -> TwilioProvider:
 
 
 def fixture_pairs(name: str) -> list[tuple[str, str]]:
-    return parse_qsl((FIXTURES / name).read_text().strip(), keep_blank_values=True)
+    return form_fixture(FIXTURES / name)
 
 
 def mutated(name: str, drop: tuple[str, ...] = (), **changes: str) -> list[tuple[str, str]]:
     """A fixture's fields with some removed and some set (added when absent)."""
-    pairs = [(k, changes.get(k, v)) for k, v in fixture_pairs(name) if k not in drop]
-    present = {k for k, _ in pairs}
-    return pairs + [(k, v) for k, v in changes.items() if k not in present]
+    return changed(fixture_pairs(name), drop, **changes)
 
 
 def post(url: str, pairs: list[tuple[str, str]], signature: str | None = None,
@@ -402,46 +399,21 @@ def test_setup_hint_names_the_inbound_url() -> None:
 
 # --- send: recorded API answers replayed over real HTTP -------------------------------------
 
-class Replay:
-    """Answers every request with one canned response and remembers what it got."""
-
-    def __init__(self) -> None:
-        self.status = 201
-        self.body = b""
-        self.headers: dict[str, str] = {}
-        self.content_type = "application/json"
-        self.seen: list[tuple[str, str, list[tuple[str, str]]]] = []
-
-    async def handle(self, request: Request) -> Response:
-        form = parse_qsl((await request.body()).decode(), keep_blank_values=True)
-        self.seen.append((request.url.path, request.headers.get("authorization", ""), form))
-        return Response(self.body, self.status, self.headers, media_type=self.content_type)
+def path_authorization_form(request: Request, raw: bytes) -> tuple[str, str, list[tuple[str, str]]]:
+    """Keep the path, the Authorization header and the form fields."""
+    return (request.url.path, request.headers.get("authorization", ""),
+            parse_qsl(raw.decode(), keep_blank_values=True))
 
 
 @pytest.fixture(scope="module")
-def replay_server() -> Iterator[tuple[Replay, RunningServer]]:
-    replay = Replay()
-    app = Starlette(routes=[Route("/{path:path}", replay.handle, methods=["POST"])])
-    server = start_server(app)
-    yield replay, server
-    server.stop()
-
-
-@pytest.fixture
-def replay(replay_server: tuple[Replay, RunningServer]) -> Replay:
-    replay_server[0].__init__()
-    return replay_server[0]
+def new_replay() -> Replay:
+    """Twilio's Messages API: 201 and JSON."""
+    return Replay(201, "application/json", path_authorization_form)
 
 
 @pytest.fixture
 def replay_provider(replay_server: tuple[Replay, RunningServer]) -> TwilioProvider:
     return make_provider(base_url=replay_server[1].url)
-
-
-@pytest.fixture
-async def http() -> aiohttp.ClientSession:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def load(replay: Replay, name: str, status: int | None = None, **headers: str) -> None:

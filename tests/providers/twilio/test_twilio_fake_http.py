@@ -5,22 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from smsbridge.core.errors import MalformedWebhook, ProviderError, WebhookRejected
-from smsbridge.core.messages import InboundMessage, Media, MessageStatus, OutboundMessage
-from smsbridge.core.messages import StatusUpdate as Update
-from smsbridge.providers.base import WebhookRequest
+from smsbridge.core.errors import ProviderError
+from smsbridge.core.messages import Media, MessageStatus, OutboundMessage
 from smsbridge.providers.twilio.provider import TwilioConfig, TwilioProvider
 from smsbridge.testing.fake_twilio import FakeTwilio
 from smsbridge.testing.server import RunningServer, free_port, start_server
+from tests.providers.receiver import WebhookReceiver as Gateway
 
 ACCOUNT_SID = "AC0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6"
 TOKEN = "c0ffee00c0ffee00c0ffee00c0ffee00"
@@ -30,57 +25,11 @@ FROM = "+15005550006"
 TO = "+15145550100"
 
 
-class Gateway:
-    """A stand-in for smsbridge's webhook endpoints: verify, parse, answer as the provider says."""
-
-    def __init__(self) -> None:
-        self.provider = TwilioProvider(TwilioConfig(account_sid=ACCOUNT_SID, auth_token=TOKEN))
-        self.public_base: str | None = None  # None: trust the URL the request arrived on
-        self.inbound: list[InboundMessage] = []
-        self.statuses: list[Update] = []
-        self.app = Starlette(routes=[
-            Route("/twilio/inbound", self.on_inbound, methods=["GET", "POST"]),
-            Route("/twilio/status", self.on_status, methods=["POST"]),
-        ])
-
-    async def _webhook(self, request: Request) -> WebhookRequest:
-        url = str(request.url)
-        if self.public_base is not None:  # behind a proxy: rebuild the public URL
-            url = self.public_base + request.url.path + (
-                f"?{request.url.query}" if request.url.query else "")
-        return WebhookRequest(request.method, url, {k.lower(): v for k, v in
-                                                    request.headers.items()},
-                              list(request.query_params.multi_items()), await request.body())
-
-    async def on_inbound(self, request: Request) -> Response:
-        webhook = await self._webhook(request)
-        try:
-            self.provider.verify(webhook)
-            messages = self.provider.parse_inbound(webhook)
-        except WebhookRejected as exc:
-            return Response(exc.reason, 403)
-        except MalformedWebhook as exc:
-            return Response(exc.reason, 400)
-        self.inbound.extend(messages)
-        reply = self.provider.inbound_reply(messages)
-        return Response(reply.body, reply.status, media_type=reply.content_type)
-
-    async def on_status(self, request: Request) -> Response:
-        webhook = await self._webhook(request)
-        try:
-            self.provider.verify(webhook)
-            updates = self.provider.parse_status(webhook)
-        except WebhookRejected as exc:
-            return Response(exc.reason, 403)
-        self.statuses.extend(updates)
-        reply = self.provider.status_reply(updates)
-        return Response(reply.body, reply.status, media_type=reply.content_type)
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[FakeTwilio, RunningServer, Gateway, RunningServer]]:
     fake = FakeTwilio(ACCOUNT_SID, TOKEN)
-    gateway = Gateway()
+    gateway = Gateway(TwilioProvider(TwilioConfig(account_sid=ACCOUNT_SID, auth_token=TOKEN)),
+                      "/twilio/inbound", "/twilio/status", inbound_methods=("GET", "POST"))
     fake_server, gateway_server = start_server(fake.app), start_server(gateway.app)
     yield fake, fake_server, gateway, gateway_server
     fake_server.stop()
@@ -95,11 +44,8 @@ def fake(servers: tuple[FakeTwilio, RunningServer, Gateway, RunningServer]) -> F
 
 @pytest.fixture
 def gateway(servers: tuple[FakeTwilio, RunningServer, Gateway, RunningServer]) -> Gateway:
-    gateway = servers[2]
-    gateway.public_base = None
-    gateway.inbound.clear()
-    gateway.statuses.clear()
-    return gateway
+    servers[2].clear()
+    return servers[2]
 
 
 @pytest.fixture
@@ -115,12 +61,6 @@ def fake_url(servers: tuple[FakeTwilio, RunningServer, Gateway, RunningServer]) 
 def twilio(fake_url: str, token: str = TOKEN, **options: object) -> TwilioProvider:
     return TwilioProvider(TwilioConfig(account_sid=ACCOUNT_SID, auth_token=token,
                                        base_url=fake_url, **options))
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def basic_auth() -> dict[str, str]:

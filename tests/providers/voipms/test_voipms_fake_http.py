@@ -7,17 +7,13 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from smsbridge.core.errors import MalformedWebhook, ProviderError
+from smsbridge.core.errors import ProviderError
 from smsbridge.core.messages import InboundMessage, Media, OutboundMessage
-from smsbridge.providers.base import WebhookRequest
 from smsbridge.providers.voipms.provider import VoipmsConfig, VoipmsProvider
 from smsbridge.testing.fake_voipms import FakeVoipms
 from smsbridge.testing.server import RunningServer, free_port, start_server
+from tests.providers.receiver import WebhookReceiver as Gateway
 
 PASSWORD = "pa55-w0rd-XYZ"
 DID, CONTACT = "+15145550100", "+14385550123"
@@ -259,31 +255,10 @@ async def test_failed_get_sms_is_retryable(fake, failure: str) -> None:
     assert PASSWORD not in str(err.value)
 
 
-class Gateway:
-    """The smallest gateway: turns the request into a WebhookRequest and asks the provider."""
-
-    def __init__(self, provider: VoipmsProvider) -> None:
-        self.provider = provider
-        self.received: list[InboundMessage] = []
-        self.app = Starlette(routes=[Route("/inbound", self._inbound, methods=["GET", "POST"])])
-
-    async def _inbound(self, request: Request) -> Response:
-        hook = WebhookRequest(request.method, str(request.url),
-                              {k.lower(): v for k, v in request.headers.items()},
-                              request.query_params.multi_items(), await request.body())
-        try:
-            messages = self.provider.parse_inbound(hook)
-        except MalformedWebhook as exc:
-            return Response(exc.reason, 400)
-        self.received.extend(messages)
-        reply = self.provider.inbound_reply(messages)
-        return Response(reply.body, reply.status, media_type=reply.content_type)
-
-
 @pytest.fixture
 def gateway(fake) -> Iterator[tuple[Gateway, str]]:
     _, carrier_server = fake
-    gw = Gateway(voipms(carrier_server))
+    gw = Gateway(voipms(carrier_server), "/inbound", "/status", inbound_methods=("GET", "POST"))
     server = start_server(gw.app)
     yield gw, f"{server.url}/inbound"
     server.stop()
@@ -298,7 +273,7 @@ async def test_fired_url_callback_arrives_intact(fake, gateway, text: str) -> No
         template, from_="4385550123", to="5145550100", message=text, id="900001",
         timestamp="2024-05-20 11:29:45")
     assert (status, body) == (200, "ok")
-    [got] = gw.received
+    [got] = gw.inbound
     assert (got.text, got.from_number, got.to_number) == (text, CONTACT, DID)
 
 
@@ -310,7 +285,7 @@ async def test_fired_semicolon_callback_arrives_intact(fake, gateway) -> None:
         template, from_="4385550123", to="5145550100", message="a;b=c", id="900002",
         timestamp="")
     assert (status, body) == (200, "ok")
-    assert gw.received[0].text == "a;b=c"
+    assert gw.inbound[0].text == "a;b=c"
 
 
 async def test_fired_id_only_callback_is_completed(fake, gateway) -> None:
@@ -322,9 +297,9 @@ async def test_fired_id_only_callback_is_completed(fake, gateway) -> None:
         template, from_="4385550123", to="5145550100", message="ignored", id="900003",
         timestamp="2024-05-20 11:29:45")
     assert (status, body) == (200, "ok")
-    assert gw.received[0].text is None
+    assert gw.inbound[0].text is None
     async with aiohttp.ClientSession() as http:
-        [done] = await gw.provider.complete_inbound(gw.received, http)
+        [done] = await gw.provider.complete_inbound(gw.inbound, http)
     assert done.text == "fetched later"
 
 
@@ -335,7 +310,7 @@ async def test_fired_json_webhook_is_read(fake, gateway) -> None:
         url, from_="+14385550123", to="+15145550100", message="json 😀", id="900004",
         media=[("https://voip.ms/media.php?map=7", "image/png")])
     assert status == 200
-    [got] = gw.received
+    [got] = gw.inbound
     assert (got.carrier_message_id, got.text) == ("900004", "json 😀")
     assert [(m.url, m.content_type) for m in got.media] == [
         ("https://voip.ms/media.php?map=7", "image/png")]

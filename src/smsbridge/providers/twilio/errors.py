@@ -59,18 +59,18 @@ def is_retryable(code: int | None, http_status: int) -> bool:
     return retryable_status(http_status)
 
 
-def send_error(response: CarrierResponse) -> ProviderError:
+def send_error(response: CarrierResponse, label: str = "Twilio") -> ProviderError:
     """The ProviderError for a Messages API answer that was not a success."""
     data = response.json()
     if not isinstance(data, dict):
         # A proxy or load balancer answered, not the API: say so and let a retry decide.
         return response.error(
-            f"Twilio answered HTTP {response.status} without a JSON error", retryable=True
+            f"{label} answered HTTP {response.status} without a JSON error", retryable=True
         )
     code = _twilio_code(data.get("code"))
     message = data.get("message")
     if not (isinstance(message, str) and message):
-        message = f"Twilio answered HTTP {response.status}"
+        message = f"{label} answered HTTP {response.status}"
     return response.error(
         message,
         retryable=is_retryable(code, response.status),
@@ -78,13 +78,15 @@ def send_error(response: CarrierResponse) -> ProviderError:
     )
 
 
-def delivery_error_reason(code: str | None, message: str | None) -> str | None:
-    """A readable reason for a status callback's ErrorCode, or Twilio's ErrorMessage."""
+def delivery_error_reason(
+    code: str | None, message: str | None, label: str = "Twilio"
+) -> str | None:
+    """A readable reason for a status callback's ErrorCode, or the carrier's ErrorMessage."""
     number = _twilio_code(code)
     if number is not None and number in DELIVERY_ERROR_REASONS:
         return DELIVERY_ERROR_REASONS[number]
     if message:
         return message
     if code:
-        return f"Twilio error {code}"
+        return f"{label} error {code}"
     return None

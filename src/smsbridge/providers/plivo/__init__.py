@@ -1,0 +1,1 @@
+"""Plivo: the Message API, and Plivo's V3-signed form webhooks."""

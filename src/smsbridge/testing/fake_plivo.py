@@ -1,0 +1,255 @@
+"""A fake Plivo: the Message API on 127.0.0.1, and Plivo's V3-signed webhooks fired at a gateway.
+
+It is an independent model of the carrier, written from shared/providers/plivo.md,
+and does not import smsbridge's Plivo provider (so the two cannot share a mistake).
+
+    fake = FakePlivo()
+    server = start_server(fake.app)             # base_url for the provider: server.url
+    fake.fail_next(400, "invalid 'dst' parameter")            # the next send is refused
+    fake.fail_next(429, "too many requests", retry_after=1)   # ... or rate-limited
+    await fake.fire_inbound(gateway_inbound_url, from_="+14385550123", to="+15145550100",
+                            text="hi")
+    await fake.deliver_all()                    # "sent" + "delivered" callbacks for every send
+
+Run on its own: ``python -m smsbridge.testing.fake_plivo --port 9003``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..core.segments import count_segments
+from .fake_base import FakeCarrier, RecordedRequest, basic_auth_ok, send_webhook, serve
+
+DEFAULT_AUTH_ID = "MAFAKE0PLIVO0ACCOUNT"
+DEFAULT_AUTH_TOKEN = "ZmFrZS1wbGl2by1hdXRoLXRva2VuLTAwMDAw"
+MAX_TEXT = 1600
+MAX_MEDIA = 10
+
+_NUMBER = re.compile(r"\+?[1-9][0-9]{6,14}")
+
+
+def plivo_v3_signature(
+    auth_token: str, method: str, url: str, params: Iterable[tuple[str, str]], nonce: str
+) -> str:
+    """X-Plivo-Signature-V3 as Plivo's SDKs compute it (validate_v3_signature)."""
+    parts = urlsplit(url)
+    base_url = parts.scheme + "://" + parts.netloc + parts.path
+    query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        query.setdefault(key, []).append(value)
+    query_string = "&".join(f"{k}={v}" for k in sorted(query) for v in sorted(query[k]))
+    post: dict[str, list[str]] = {}
+    if method.upper() == "POST":
+        for key, value in params:
+            post.setdefault(key, []).append(value)
+    if query_string or post:
+        base_url += "?" + query_string
+    if query_string and post:
+        base_url += "."
+    base_url += "".join(k + v for k in sorted(post) for v in sorted(post[k]))
+    mac = hmac.new(auth_token.encode(), f"{base_url}.{nonce}".encode(), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode()
+
+
+def _error(http_status: int, error: str) -> JSONResponse:
+    """The Message API's JSON error body."""
+    return JSONResponse({"api_id": str(uuid.uuid4()), "error": error}, status_code=http_status)
+
+
+@dataclass
+class SentMessage:
+    """A message the fake accepted."""
+
+    message_uuid: str
+    src: str
+    dst: str
+    text: str
+    type: str
+    media_urls: list[str]
+    url: str | None
+    method: str
+    status: str = "queued"
+
+
+class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
+    """An in-memory Plivo account speaking the real Message API and webhook formats."""
+
+    def __init__(self, auth_id: str = DEFAULT_AUTH_ID,
+                 auth_token: str = DEFAULT_AUTH_TOKEN) -> None:
+        super().__init__()
+        self.auth_id = auth_id
+        self.auth_token = auth_token
+        self.app = Starlette(routes=[
+            Route("/v1/Account/{auth_id}/Message/", self._send, methods=["POST"]),
+        ])
+
+    # --- knobs -------------------------------------------------------------------------
+
+    def fail_next(self, http_status: int, error: str | None = None, times: int = 1,
+                  retry_after: float | None = None, *, raw_body: str | None = None) -> None:
+        """Answer the next ``times`` sends with this error (``raw_body``: a non-JSON body)."""
+        self._queue_failure(error, http_status, times, retry_after, raw_body)
+
+    def message(self, message_uuid: str) -> SentMessage | None:
+        """The accepted message with this uuid, if any."""
+        return next((m for m in self.messages if m.message_uuid == message_uuid), None)
+
+    # --- the Message API ---------------------------------------------------------------
+
+    async def _send(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        recorded = RecordedRequest(request.method, request.url.path,
+                                   body if isinstance(body, dict) else {},
+                                   basic_auth_ok(request, self.auth_id, self.auth_token))
+        self._keep_request(recorded)
+        if not recorded.auth_ok or request.path_params["auth_id"] != self.auth_id:
+            return _error(401, "Authentication failed")
+        if not isinstance(body, dict):
+            return _error(400, "invalid json data sent")
+        failed = self._failure_answer(
+            lambda failure: _error(failure.http_status, failure.error or "error"))
+        return failed or self._accept(body)
+
+    def _accept(self, body: dict[str, Any]) -> Response:
+        """Validate a send the way the Message API does, and queue it."""
+        src, dst = str(body.get("src") or ""), str(body.get("dst") or "")
+        text = body.get("text") or ""
+        kind = body.get("type") or "sms"
+        media = body.get("media_urls") or []
+        if not src and not body.get("powerpack_uuid"):
+            return _error(400, "src parameter not present")
+        if not dst:
+            return _error(400, "dst parameter not present")
+        if src and not _NUMBER.fullmatch(src):
+            return _error(400, "invalid 'src' parameter")
+        if not all(_NUMBER.fullmatch(d) for d in dst.split("<")):
+            return _error(400, "invalid 'dst' parameter")
+        if kind not in ("sms", "mms"):
+            return _error(400, "invalid 'type' parameter")
+        if kind == "sms" and not text:
+            return _error(400, "text parameter not present")
+        if kind == "mms" and not (media and isinstance(media, list)):
+            return _error(400, "media_urls is required for type mms")
+        if len(text) > MAX_TEXT:
+            return _error(400, "text exceeds the 1600 character limit")
+        if len(media) > MAX_MEDIA:
+            return _error(400, "too many media_urls: at most 10")
+        callback = body.get("url")
+        uuids = []
+        for destination in dst.split("<"):
+            message = SentMessage(str(uuid.uuid4()), src, destination, text, kind, list(media),
+                                  callback, str(body.get("method") or "POST"))
+            uuids.append(message.message_uuid)
+            self._keep_message(message)
+        return JSONResponse({"api_id": str(uuid.uuid4()), "message": "message(s) queued",
+                             "message_uuid": uuids}, status_code=202)
+
+    # --- webhooks fired at the gateway ---------------------------------------------------
+
+    def inbound_params(self, *, from_: str, to: str, text: str = "",
+                       media: Sequence[str] = (),
+                       message_uuid: str | None = None) -> list[tuple[str, str]]:
+        """The fields of a message_url webhook; numbers as Plivo writes them, without '+'."""
+        params = [("From", from_.lstrip("+")), ("To", to.lstrip("+")),
+                  ("Type", "mms" if media else "sms")]
+        params.append(("Body" if media else "Text", text))
+        params += [("MessageUUID", message_uuid or str(uuid.uuid4())),
+                   ("Units", str(count_segments(text).segments if text else 1)),
+                   ("TotalRate", "0.00000"), ("TotalAmount", "0.00000"),
+                   ("MessageIntent", ""), ("PowerpackUUID", "")]
+        if media:
+            params.append(("MediaCount", str(len(media))))
+            params += [(f"Media{i}", url) for i, url in enumerate(media, start=1)]
+        return params
+
+    async def fire_inbound(self, url: str, *, from_: str, to: str, text: str = "",
+                           media: Sequence[str] = (), message_uuid: str | None = None,
+                           signature_url: str | None = None, bad_signature: bool = False,
+                           signed: bool = True) -> tuple[int, dict[str, str], bytes]:
+        """POST an inbound-message webhook to ``url``, signed over ``signature_url`` or ``url``."""
+        params = self.inbound_params(from_=from_, to=to, text=text, media=media,
+                                     message_uuid=message_uuid)
+        return await self._fire(url, params, signature_url, bad_signature, signed)
+
+    async def fire_status(self, url: str, message_uuid: str, status: str,
+                          error_code: str | None = None, *, bad_signature: bool = False,
+                          ) -> tuple[int, dict[str, str], bytes]:
+        """POST a status callback for ``message_uuid`` and record the status on it."""
+        sent = self.message(message_uuid)
+        params = [("MessageUUID", message_uuid), ("Status", status)]
+        if sent is not None:
+            sent.status = status
+            params += [("From", sent.src.lstrip("+")), ("To", sent.dst.lstrip("+")),
+                       ("Type", sent.type),
+                       ("Units", str(count_segments(sent.text).segments if sent.text else 1))]
+        params += [("TotalRate", "0.00500"), ("TotalAmount", "0.00500"),
+                   ("ParentMessageUUID", message_uuid), ("PartInfo", "1 of 1"),
+                   ("Sequence", "1"), ("MCC", "302"), ("MNC", "720")]
+        if status in ("failed", "undelivered"):
+            params.append(("ErrorCode", error_code or "1000"))
+        elif status == "delivered":
+            params.append(("ErrorCode", "000"))
+        return await self._fire(url, params, None, bad_signature, True)
+
+    async def deliver_all(self, statuses: Sequence[str] = ("sent", "delivered"),
+                          ) -> list[tuple[int, dict[str, str], bytes]]:
+        """Fire ``statuses`` in order for every accepted message that gave a callback url."""
+        results = []
+        for sent in list(self.messages):
+            if sent.url:
+                for status in statuses:
+                    results.append(await self.fire_status(sent.url, sent.message_uuid, status))
+        return results
+
+    async def _fire(self, url: str, params: list[tuple[str, str]], signature_url: str | None,
+                    bad_signature: bool, signed: bool) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "User-Agent": "PlivoHttpClient"}
+        if signed:
+            nonce = "".join(secrets.choice("0123456789") for _ in range(20))
+            signature = plivo_v3_signature(self.auth_token, "POST", signature_url or url,
+                                           params, nonce)
+            if bad_signature:
+                signature = ("B" if signature[0] == "A" else "A") + signature[1:]
+            headers["X-Plivo-Signature-V3"] = signature
+            headers["X-Plivo-Signature-V3-Nonce"] = nonce
+        return await send_webhook("POST", url, data=urlencode(params), headers=headers)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve a fake Plivo account with uvicorn."""
+    parser = argparse.ArgumentParser(description="A fake Plivo Message API for smsbridge")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=9003, help="port to listen on")
+    parser.add_argument("--auth-id", default=DEFAULT_AUTH_ID,
+                        help="Auth ID clients must use (MA/SA + 18 characters)")
+    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN,
+                        help="Auth Token clients must use; also signs the fake's webhooks")
+    args = parser.parse_args(argv)
+    fake = FakePlivo(args.auth_id, args.auth_token)
+    serve(fake.app, args.host, args.port,
+          f"fake Plivo on http://{args.host}:{args.port} (account {fake.auth_id})")
+
+
+if __name__ == "__main__":
+    main()
