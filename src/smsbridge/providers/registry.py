@@ -10,13 +10,16 @@ from .base import Provider
 
 # One line per built-in carrier: "key": "module:Class".
 BUILTIN: dict[str, str] = {
+    "bandwidth": "smsbridge.providers.bandwidth.provider:BandwidthProvider",
     "flowroute": "smsbridge.providers.flowroute.provider:FlowrouteProvider",
     "plivo": "smsbridge.providers.plivo.provider:PlivoProvider",
     "sandbox": "smsbridge.providers.sandbox.provider:SandboxProvider",
     "signalwire": "smsbridge.providers.signalwire.provider:SignalWireProvider",
+    "sinch": "smsbridge.providers.sinch.provider:SinchProvider",
     "telnyx": "smsbridge.providers.telnyx.provider:TelnyxProvider",
     "twilio": "smsbridge.providers.twilio.provider:TwilioProvider",
     "voipms": "smsbridge.providers.voipms.provider:VoipmsProvider",
+    "vonage": "smsbridge.providers.vonage.provider:VonageProvider",
 }
 
 ENTRY_POINT_GROUP = "smsbridge.providers"

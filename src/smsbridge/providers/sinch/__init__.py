@@ -1,0 +1,1 @@
+"""Sinch: the SMS REST API (XMS) out, JSON callbacks in."""

@@ -1,0 +1,1 @@
+"""Vonage (Nexmo): the SMS API, and Vonage's optionally signed webhooks."""
