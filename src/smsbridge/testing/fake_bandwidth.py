@@ -122,10 +122,6 @@ class FakeBandwidth(FakeCarrier[RecordedRequest, SentMessage, FailWith]):
                          description or f"HTTP {http_status}")
         self._queue_failure(error, http_status, times, retry_after, raw_body)
 
-    def message(self, message_id: str) -> SentMessage | None:
-        """The accepted message with this id, if any."""
-        return next((m for m in self.messages if m.id == message_id), None)
-
     # --- the Messaging API ---------------------------------------------------------------
 
     async def _send(self, request: Request) -> Response:

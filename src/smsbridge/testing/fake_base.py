@@ -72,6 +72,10 @@ class FakeCarrier(Generic[RequestT, MessageT, ErrorT]):
             self._failures.clear()
             self._forget_knobs()
 
+    def message(self, message_id: str) -> MessageT | None:
+        """The accepted message with this id, if any (a carrier with other ids overrides it)."""
+        return next((m for m in self.messages if getattr(m, "id", None) == message_id), None)
+
     def _forget_knobs(self) -> None:
         """Put the fake's own knobs (opt-outs, delays) back as new; called under the lock."""
 

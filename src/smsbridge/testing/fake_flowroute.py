@@ -117,10 +117,6 @@ class FakeFlowroute(FakeCarrier[RecordedRequest, SentMessage, str]):
     def _forget_knobs(self) -> None:
         self.opted_out.clear()
 
-    def message(self, message_id: str) -> SentMessage | None:
-        """The accepted message with this id, if any."""
-        return next((m for m in self.messages if m.id == message_id), None)
-
     # --- the Messaging API ---------------------------------------------------------------
 
     async def _send(self, request: Request) -> Response:

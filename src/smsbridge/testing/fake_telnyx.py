@@ -122,10 +122,6 @@ class FakeTelnyx(FakeCarrier[RecordedRequest, SentMessage, str]):
         self.opted_out.clear()
         self.delay_seconds = 0.0
 
-    def message(self, message_id: str) -> SentMessage | None:
-        """The accepted message with this id, if any."""
-        return next((m for m in self.messages if m.id == message_id), None)
-
     # --- the Messaging API ---------------------------------------------------------------
 
     def _auth_ok(self, request: Request) -> bool:
