@@ -86,7 +86,9 @@ PLUGIN_INTERFACE = {
 # Added on purpose: the unsigned declaration, the number formats a Capabilities names,
 # the shared HTTP mechanics every carrier uses, and the registry's lookups.
 PLUGIN_EXTRAS = {
-    "UNSIGNED", "NumberFormat", "CarrierResponse", "carrier_request", "parse_retry_after",
+    "UNSIGNED", "NumberFormat", "CarrierResponse",
+    # Voice alerts: the call a provider places and the words a call's outcome is told in.
+    "OutboundCall", "CALL_ANSWERED", "CALL_FAILURE_ANSWERS", "carrier_request", "parse_retry_after",
     "redact", "retryable_status", "UnknownProvider", "get_provider_class", "provider_keys",
 }
 

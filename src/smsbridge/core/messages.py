@@ -103,6 +103,33 @@ class OutboundMessage:
     status_callback_url: str | None = None
 
 
+# How a voice call ended, as the ``error_code`` of a call's failed StatusUpdate ("answered"
+# is a call that reached ``delivered``). Carriers' own words are mapped onto these.
+CALL_ANSWERED = "answered"
+CALL_FAILURE_ANSWERS = ("busy", "no-answer", "failed", "canceled")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCall:
+    """A voice call handed to a provider to place: it speaks ``say`` to whoever answers.
+
+    ``voice`` and ``language`` are the carrier's own names (None: its default);
+    ``repeat`` is how many times the text is spoken. ``answer_url`` is where a carrier
+    that fetches its call instructions (rather than taking them inline) gets them; the
+    provider's ``call_answer`` writes what that URL serves.
+    """
+
+    id: str
+    from_number: str
+    to_number: str
+    say: str
+    voice: str | None = None
+    language: str | None = None
+    repeat: int = 1
+    status_callback_url: str | None = None
+    answer_url: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class StatusUpdate:
     """A delivery receipt or status callback for a message we sent."""

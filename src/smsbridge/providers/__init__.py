@@ -6,7 +6,16 @@ Importing it loads no carrier: the registry imports each one when first asked.
 """
 
 from ..core.errors import MalformedWebhook, ProviderError, WebhookRejected
-from ..core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
+from ..core.messages import (
+    CALL_ANSWERED,
+    CALL_FAILURE_ANSWERS,
+    InboundMessage,
+    Media,
+    MessageStatus,
+    OutboundCall,
+    OutboundMessage,
+    StatusUpdate,
+)
 from ..core.phone import NumberFormat
 from .base import (
     UNSIGNED,
@@ -21,6 +30,8 @@ from .http import CarrierResponse, carrier_request, parse_retry_after, redact, r
 from .registry import UnknownProvider, get_provider_class, provider_keys
 
 __all__ = [
+    "CALL_ANSWERED",
+    "CALL_FAILURE_ANSWERS",
     "UNSIGNED",
     "Capabilities",
     "CarrierResponse",
@@ -29,6 +40,7 @@ __all__ = [
     "Media",
     "MessageStatus",
     "NumberFormat",
+    "OutboundCall",
     "OutboundMessage",
     "Provider",
     "ProviderConfig",

@@ -21,7 +21,13 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.errors import MalformedWebhook, ProviderError, WebhookRejected
-from ..core.messages import InboundMessage, MessageStatus, OutboundMessage, StatusUpdate
+from ..core.messages import (
+    InboundMessage,
+    MessageStatus,
+    OutboundCall,
+    OutboundMessage,
+    StatusUpdate,
+)
 from ..core.phone import NumberFormat
 
 # ``Capabilities.signature`` of a carrier that signs nothing: the secret token in the
@@ -106,6 +112,7 @@ class Capabilities:
     # undeclared, which the registry refuses: forgetting ``verify`` must not open a door.
     signature: str | None = None
     delivery_receipts: bool = False
+    voice: bool = False  # places text-to-speech calls (``Provider.place_call``)
     regions: tuple[str, ...] = ()  # ISO regions a carrier sends to; empty: any
 
 
@@ -168,6 +175,21 @@ class Provider(ABC, Generic[ConfigT]):
             return [f"{cls.__name__} declares signature {signature!r} but does not override"
                     " verify() to check it"]
         return []
+
+    async def place_call(self, call: OutboundCall, http: aiohttp.ClientSession) -> SendResult:
+        """Place a call that speaks ``call.say``; the carrier's call id is the result's id.
+
+        Carriers with ``capabilities.voice`` override this. Their call-status callbacks
+        come to the connection's status URL and ``parse_status`` turns them into
+        StatusUpdates: ``sent`` while it rings, ``delivered`` once answered and finished,
+        ``failed`` with ``error_code`` one of ``CALL_FAILURE_ANSWERS``.
+        """
+        raise ProviderError(f"{self.name} cannot place voice calls", retryable=False,
+                            code="calls_unsupported")
+
+    def call_answer(self, call: OutboundCall) -> Reply:
+        """What ``call.answer_url`` serves to a carrier that fetches its call instructions."""
+        raise MalformedWebhook(f"{self.key} takes its call instructions inline")
 
     def max_send_seconds(self, message: OutboundMessage | None = None) -> float:
         """The longest ``send`` can take for ``message`` (None: for any message it accepts).
