@@ -106,3 +106,17 @@ async def assert_delivered_by_receipts(gw: GatewayHarness, fake: Any,
     delivered = await gw.wait_status(http, sent["id"], {"delivered", "failed"})
     assert delivered["status"] == "delivered"
     assert delivered["error"] is None
+
+
+async def assert_stays_sent_without_receipts(gw: GatewayHarness, http: aiohttp.ClientSession,
+                                             connection_name: str, sent: dict[str, Any],
+                                             receipt: dict[str, Any]) -> None:
+    """A carrier that sends no receipts: no status URL is shown, a receipt-like POST at the
+    status path is refused (400), and the message stays ``sent``."""
+    async with http.get(f"{gw.url}/v1/carriers", headers=gw.auth) as resp:
+        rows = {row["name"]: row for row in (await resp.json())["data"]}
+    row = rows[connection_name]
+    assert row["status_url"] is None and row["inbound_url"] in row["setup"]
+    async with http.post(f"{gw.url}{gw.status_path(connection_name)}", json=receipt) as resp:
+        assert resp.status == 400
+    assert (await gw.get_message(http, sent["id"]))["status"] == "sent"

@@ -62,10 +62,11 @@ def path_headers_json(request: Request, raw: bytes) -> tuple[str, dict[str, str]
     return request.url.path, dict(request.headers), json.loads(raw)
 
 
-def serve_replay(replay: Replay) -> Iterator[tuple[Replay, RunningServer]]:
-    """Serve ``replay`` on 127.0.0.1 at every path (``yield from`` it in a fixture)."""
+def serve_replay(replay: Replay, methods: tuple[str, ...] = ("POST",)
+                 ) -> Iterator[tuple[Replay, RunningServer]]:
+    """Serve ``replay`` on 127.0.0.1 at every path for ``methods`` (``yield from`` it)."""
     server = start_server(Starlette(routes=[Route("/{path:path}", replay.handle,
-                                                  methods=["POST"])]))
+                                                  methods=list(methods))]))
     try:
         yield replay, server
     finally:

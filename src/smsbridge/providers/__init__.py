@@ -26,7 +26,15 @@ from .base import (
     SendResult,
     WebhookRequest,
 )
-from .http import CarrierResponse, carrier_request, parse_retry_after, redact, retryable_status
+from .http import (
+    CarrierResponse,
+    basic_auth,
+    carrier_request,
+    parse_retry_after,
+    redact,
+    retryable_status,
+)
+from .numbers import inbound_number
 from .registry import UnknownProvider, get_provider_class, provider_keys
 
 __all__ = [
@@ -51,8 +59,10 @@ __all__ = [
     "UnknownProvider",
     "WebhookRejected",
     "WebhookRequest",
+    "basic_auth",
     "carrier_request",
     "get_provider_class",
+    "inbound_number",
     "parse_retry_after",
     "provider_keys",
     "redact",

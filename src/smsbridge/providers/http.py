@@ -7,6 +7,7 @@ off on the same statuses and never puts a credential into an error message.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from ..core.errors import ProviderError
 
@@ -46,6 +48,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def basic_auth(username: str, password: str) -> str:
+    """The ``Authorization`` header value of HTTP Basic auth (RFC 7617, UTF-8)."""
+    pair = f"{username}:{password}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 def retryable_status(status: int) -> bool:
@@ -97,7 +105,7 @@ class CarrierResponse:
 
 
 async def carrier_request(
-    http: aiohttp.ClientSession, method: str, url: str, *, label: str, timeout: float,
+    http: aiohttp.ClientSession, method: str, url: str | URL, *, label: str, timeout: float,
     secrets: Iterable[str] = (), **request: Any,
 ) -> CarrierResponse:
     """One HTTP request to a carrier, answered in full whatever its status.

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from .base import Provider
 
 # One line per built-in carrier: "key": "module:Class".
 BUILTIN: dict[str, str] = {
+    "382com": "smsbridge.providers.com382.provider:Com382Provider",
     "bandwidth": "smsbridge.providers.bandwidth.provider:BandwidthProvider",
     "flowroute": "smsbridge.providers.flowroute.provider:FlowrouteProvider",
+    "peerless": "smsbridge.providers.peerless.provider:PeerlessProvider",
     "plivo": "smsbridge.providers.plivo.provider:PlivoProvider",
     "sandbox": "smsbridge.providers.sandbox.provider:SandboxProvider",
     "signalwire": "smsbridge.providers.signalwire.provider:SignalWireProvider",
+    "simwood": "smsbridge.providers.simwood.provider:SimwoodProvider",
     "sinch": "smsbridge.providers.sinch.provider:SinchProvider",
     "telnyx": "smsbridge.providers.telnyx.provider:TelnyxProvider",
     "twilio": "smsbridge.providers.twilio.provider:TwilioProvider",
     "voipms": "smsbridge.providers.voipms.provider:VoipmsProvider",
+    "voipnumber": "smsbridge.providers.voipnumber.provider:VoipNumberProvider",
     "vonage": "smsbridge.providers.vonage.provider:VonageProvider",
 }
 
@@ -30,11 +34,18 @@ class UnknownProvider(LookupError):
 
 
 @cache
-def _plugins() -> dict[str, str]:
-    found: dict[str, str] = {}
+def plugin_entry_points() -> dict[str, EntryPoint]:
+    """The installed plug-ins by key: the first entry point of a name wins; built-ins are never
+    shadowed, so a plug-in using a built-in key is left out."""
+    found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
+        if ep.name not in BUILTIN:
+            found.setdefault(ep.name, ep)
     return found
+
+
+def _plugins() -> dict[str, str]:
+    return {key: ep.value for key, ep in plugin_entry_points().items()}
 
 
 def provider_keys() -> list[str]:

@@ -39,11 +39,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field, SecretStr
 
-from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError, WebhookRejected
+from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
-from ...core.phone import NumberFormat, to_e164
+from ...core.phone import NumberFormat
 from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest, header
-from ..http import CarrierResponse, carrier_request
+from ..http import CarrierResponse, basic_auth, carrier_request
+from ..numbers import inbound_number
 
 INBOUND_EVENT = "message-received"
 # Outbound events, mapped onto ours. "message-sending" comes for MMS and group messages.
@@ -54,7 +55,6 @@ STATUS_EVENTS: dict[str, MessageStatus] = {
 }
 # The MMS presentation part Bandwidth lists beside the media: layout, not content.
 SMIL_SUFFIX = ".smil"
-_SHORT_CODE_DIGITS = range(3, 9)
 
 
 class BandwidthConfig(ProviderConfig):
@@ -114,12 +114,11 @@ class BandwidthProvider(Provider[BandwidthConfig]):
 
     async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
         """Create a message; Bandwidth answers 202 with its id."""
-        credentials = f"{self.config.username}:{self._password}".encode()
         response = await carrier_request(
             http, "POST", self.send_url(), label="Bandwidth",
             timeout=self.config.timeout_seconds, secrets=[self._password],
             json=self.send_body(message),
-            headers={"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii"),
+            headers={"Authorization": basic_auth(self.config.username, self._password),
                      "Accept": "application/json"},
         )
         if not 200 <= response.status < 300:
@@ -268,16 +267,7 @@ def _inbound(index: int, event: dict[str, Any]) -> InboundMessage:
 
 def _number(value: object, index: int, field: str) -> str:
     """A number in E.164; short codes pass through as given."""
-    if not isinstance(value, str) or not value.strip():
-        raise MalformedWebhook(f"Bandwidth event [{index}] is missing '{field}'")
-    value = value.strip()
-    try:
-        return to_e164(value, field=field)
-    except InvalidPhoneNumber:
-        if value.isdigit() and len(value) in _SHORT_CODE_DIGITS:
-            return value
-        raise MalformedWebhook(
-            f"Bandwidth event [{index}] '{field}' {value!r} is not a phone number") from None
+    return inbound_number(value, carrier=f"Bandwidth event [{index}]", field=field)
 
 
 def _media(index: int, items: object) -> list[Media]:

@@ -29,7 +29,6 @@ Flowroute signs none of these: the secret token in the webhook URL is what guard
 
 from __future__ import annotations
 
-import base64
 import mimetypes
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -37,11 +36,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field, SecretStr
 
-from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError
+from ...core.errors import MalformedWebhook, ProviderError
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
-from ...core.phone import NumberFormat, format_number, to_e164
+from ...core.phone import NumberFormat, format_number
 from ..base import UNSIGNED, Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest
-from ..http import CarrierResponse, carrier_request
+from ..http import CarrierResponse, basic_auth, carrier_request
+from ..numbers import inbound_number
 
 API_PATH = "/v2.1/messages"
 JSON_API = "application/vnd.api+json"
@@ -102,10 +102,6 @@ class FlowrouteProvider(Provider[FlowrouteConfig]):
     def _secret(self) -> str:
         return self.config.secret_key.get_secret_value()
 
-    def _basic_auth(self) -> str:
-        pair = f"{self.config.access_key}:{self._secret}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
-
     # ---------------------------------------------------------------- sending
 
     def send_body(self, message: OutboundMessage) -> dict[str, Any]:
@@ -131,8 +127,8 @@ class FlowrouteProvider(Provider[FlowrouteConfig]):
             http, "POST", self.base_url + API_PATH, label="Flowroute",
             timeout=self.config.timeout_seconds, secrets=[self._secret],
             json=self.send_body(message),
-            headers={"Authorization": self._basic_auth(), "Accept": JSON_API,
-                     "Content-Type": JSON_API},
+            headers={"Authorization": basic_auth(self.config.access_key, self._secret),
+                     "Accept": JSON_API, "Content-Type": JSON_API},
         )
         if response.status not in (200, 201, 202):
             raise _send_error(response)
@@ -243,14 +239,8 @@ def _string(container: dict[str, Any], key: str, path: str) -> str:
 
 def _inbound_number(attributes: dict[str, Any], key: str) -> str:
     """``from`` / ``to`` in E.164; Flowroute sends 11 digits, sometimes with a plus."""
-    raw = _string(attributes, key, f"data.attributes.{key}")
-    if raw.isdigit() and 3 <= len(raw) <= 6:
-        return raw  # a short code is not E.164; kept as given
-    try:
-        # to_e164 reads 11 digits without a plus as country code + number.
-        return to_e164(raw, field=key)
-    except InvalidPhoneNumber as exc:
-        raise MalformedWebhook(f"Flowroute inbound {key} {exc.reason}") from None
+    return inbound_number(attributes.get(key), carrier="Flowroute",
+                          field=f"data.attributes.{key}")
 
 
 def _media(document: dict[str, Any]) -> list[Media]:

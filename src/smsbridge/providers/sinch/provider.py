@@ -41,11 +41,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field, SecretStr
 
-from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError, WebhookRejected
+from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
-from ...core.phone import NumberFormat, to_e164
+from ...core.phone import NumberFormat
 from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest, header
 from ..http import CarrierResponse, carrier_request
+from ..numbers import inbound_number
 from .signature import (
     ALGORITHM_HEADER,
     NONCE_HEADER,
@@ -270,14 +271,7 @@ def _string(document: dict[str, Any], key: str) -> str:
 
 def _inbound_number(document: dict[str, Any], key: str) -> str:
     """``from`` / ``to`` in E.164; Sinch may write them without the plus."""
-    raw = _string(document, key)
-    if raw.isdigit() and 3 <= len(raw) <= 6:
-        return raw  # a short code is not E.164; kept as given
-    try:
-        # to_e164 reads 11 digits without a plus as country code + number.
-        return to_e164(raw, field=key)
-    except InvalidPhoneNumber as exc:
-        raise MalformedWebhook(f"Sinch inbound {key} {exc.reason}") from None
+    return inbound_number(document.get(key), carrier="Sinch", field=key)
 
 
 def _inbound_content(kind: str, body: Any, udh: Any) -> tuple[str, list[Media]]:

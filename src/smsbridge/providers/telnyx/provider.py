@@ -24,11 +24,12 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
-from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError, WebhookRejected
+from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
-from ...core.phone import NumberFormat, to_e164
+from ...core.phone import NumberFormat
 from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest, header
 from ..http import carrier_request
+from ..numbers import inbound_number
 from .errors import delivery_error, send_error
 from .signature import decode_public_key, signature_matches
 
@@ -49,8 +50,6 @@ STATUS_MAP: dict[str, MessageStatus] = {
     "delivery_failed": MessageStatus.FAILED,
     "expired": MessageStatus.FAILED,
 }
-
-_SHORT_CODE_DIGITS = range(3, 9)
 
 
 class TelnyxConfig(ProviderConfig):
@@ -232,18 +231,7 @@ def _string(payload: dict[str, Any], name: str) -> str:
 
 def _number(value: object, field: str) -> str:
     """A number in E.164; short codes and alphanumeric senders pass through."""
-    if not isinstance(value, str) or not value.strip():
-        raise MalformedWebhook(f"Telnyx webhook is missing '{field}'")
-    value = value.strip()
-    try:
-        return to_e164(value, field=field)
-    except InvalidPhoneNumber:
-        # A short code (digits) or an alphanumeric sender ID can text a Telnyx number.
-        if (value.isdigit() and len(value) in _SHORT_CODE_DIGITS) or (
-                value.isalnum() and value.isascii() and len(value) <= 11
-                and any(c.isalpha() for c in value)):
-            return value
-        raise MalformedWebhook(f"Telnyx '{field}' {value!r} is not a phone number") from None
+    return inbound_number(value, carrier="Telnyx", field=field)
 
 
 def _media(items: object) -> list[Media]:

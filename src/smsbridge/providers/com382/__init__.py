@@ -1,0 +1,1 @@
+"""382 Communications: sendsms.cgi GET out, JSON (or legacy key=value lines) webhooks in."""

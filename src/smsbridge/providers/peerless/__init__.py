@@ -1,0 +1,1 @@
+"""Peerless Network: SMS/MMS by JSON POST to an account-specific URL, inbound by JSON POST."""

@@ -1,0 +1,1 @@
+"""382 Communications provider tests."""

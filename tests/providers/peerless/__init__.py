@@ -1,0 +1,1 @@
+"""Peerless Network provider tests."""

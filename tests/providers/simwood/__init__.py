@@ -1,0 +1,1 @@
+"""Simwood provider tests."""

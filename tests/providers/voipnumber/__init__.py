@@ -1,0 +1,1 @@
+"""VoIP Number provider tests."""
