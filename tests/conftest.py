@@ -14,8 +14,12 @@ import aiohttp
 import psycopg
 import pytest
 
-from smsbridge.gateway.config import Settings, settings_from_dict
-from tests.harness import GatewayHarness
+# Before any test module imports them (tests/cli does too), so the shared helpers' asserts
+# explain their failures.
+pytest.register_assert_rewrite("tests.e2e.carriers", "tests.e2e.calls")
+
+from smsbridge.gateway.config import Settings, settings_from_dict  # noqa: E402
+from tests.harness import GatewayHarness  # noqa: E402
 
 PG_ADMIN = os.environ.get("SMSBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -32,7 +32,7 @@ class SmsbridgeProcess:
     """`smsbridge <args>` in its own process group; stdout and stderr go to files."""
 
     def __init__(self, args: list[str], workdir: Path, name: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, python: str = sys.executable) -> None:
         self.stdout_path = workdir / f"{name}.out"
         self.stderr_path = workdir / f"{name}.err"
         self._out = self.stdout_path.open("wb")
@@ -41,7 +41,7 @@ class SmsbridgeProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1",
                "SMSBRIDGE_DATA_DIR": str(workdir / "data"), **(env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "smsbridge.cli.main", *args], cwd=workdir,
+            [python, "-m", "smsbridge.cli.main", *args], cwd=workdir,
             stdout=self._out, stderr=self._err, env=env, start_new_session=True)
 
     def wait_for(self, text: str, timeout: float = 20.0, stream: str = "stderr") -> None:

@@ -1,4 +1,8 @@
-"""The example plug-in of docs/plugins.md, run from the page itself so page and code agree."""
+"""The example plug-in of docs/plugins.md, run from the page itself so page and code agree.
+
+The page's code is also the installable package tests/plugin_example/, which
+tests/test_plugin_package.py builds, installs and serves; a test here keeps the two equal.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,15 +38,22 @@ from smsbridge.providers import (
 )
 from smsbridge.providers.registry import BUILTIN
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "plugins.md"
+PACKAGE = ROOT / "tests" / "plugin_example"
 API_KEY = "ak_test_0123456789"
 SECRET = "whsec_acme_test"
+
+
+def doc_blocks(language: str) -> list[str]:
+    """The page's fenced blocks in ``language``, in order."""
+    return re.findall(rf"^```{language}\n(.*?)^```", DOC.read_text(), re.S | re.M)
 
 
 @pytest.fixture(scope="module")
 def acme() -> Iterator[ModuleType]:
     """The page's one python block, loaded as the module ``acme_smsbridge``."""
-    blocks = re.findall(r"^```python\n(.*?)^```", DOC.read_text(), re.S | re.M)
+    blocks = doc_blocks("python")
     assert len(blocks) == 1, "docs/plugins.md should hold exactly one python block"
     module = ModuleType("acme_smsbridge")
     sys.modules[module.__name__] = module  # pydantic resolves annotations through it
@@ -52,6 +64,13 @@ def acme() -> Iterator[ModuleType]:
         del sys.modules[module.__name__]
 
 
+def test_the_page_shows_the_example_package_as_it_is() -> None:
+    (code,) = doc_blocks("python")
+    assert code == (PACKAGE / "acme_smsbridge" / "__init__.py").read_text()
+    (pyproject,) = [b for b in doc_blocks("toml") if "[project]" in b]
+    assert pyproject == (PACKAGE / "pyproject.toml").read_text()
+
+
 def provider(acme: ModuleType, base_url: str = "http://127.0.0.1:9") -> Provider:  # type: ignore[type-arg]
     config = acme.AcmeConfig(api_key=API_KEY, webhook_secret=SECRET, base_url=base_url,
                              timeout_seconds=5)
@@ -59,9 +78,10 @@ def provider(acme: ModuleType, base_url: str = "http://127.0.0.1:9") -> Provider
 
 
 class AcmeApi:
-    """Acme's send endpoint: records each request and answers as told."""
+    """Acme's send endpoint: checks the key, records each request and answers as told."""
 
-    def __init__(self) -> None:
+    def __init__(self, api_key: str = API_KEY) -> None:
+        self.api_key = api_key
         self.requests: list[tuple[dict[str, str], Any]] = []
         self.status = 201
         self.answer: Any = {"id": "acme-msg-1"}
@@ -69,16 +89,30 @@ class AcmeApi:
 
     async def messages(self, request: web.Request) -> web.Response:
         self.requests.append((dict(request.headers), await request.json()))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return web.json_response({"error": {"code": "unauthorized",
+                                                "message": "unknown API key"}}, status=401)
         return web.json_response(self.answer, status=self.status, headers=self.headers)
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving Acme's routes."""
+        app = web.Application()
+        app.router.add_post("/v1/messages", self.messages)
+        return app
+
+
+@asynccontextmanager
+async def running_acme_api() -> AsyncIterator[tuple[AcmeApi, str]]:
+    """A fake Acme API on 127.0.0.1 and its base URL."""
+    fake = AcmeApi()
+    async with TestServer(fake.app(), host="127.0.0.1") as server:
+        yield fake, str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[AcmeApi, str]]:
-    fake = AcmeApi()
-    app = web.Application()
-    app.router.add_post("/v1/messages", fake.messages)
-    async with TestServer(app, host="127.0.0.1") as server:
-        yield fake, str(server.make_url("")).rstrip("/")
+    async with running_acme_api() as running:
+        yield running
 
 
 def test_the_example_keeps_the_provider_contract(
@@ -87,9 +121,6 @@ def test_the_example_keeps_the_provider_contract(
     monkeypatch.setitem(BUILTIN, "acme", "acme_smsbridge:AcmeProvider")
     assert get_provider_class("acme") is acme.AcmeProvider
     assert acme.AcmeProvider.contract_problems() == []
-    entry_point = ('[project.entry-points."smsbridge.providers"]\n'
-                   'acme = "acme_smsbridge:AcmeProvider"')
-    assert entry_point in DOC.read_text()
 
 
 async def test_send_posts_the_json_acme_expects(
@@ -130,14 +161,18 @@ async def test_send_errors_say_whether_a_retry_can_help(
     assert API_KEY not in caught.value.reason
 
 
+def acme_headers(body: bytes, *, secret: str = SECRET, age: float = 0.0) -> dict[str, str]:
+    """The headers of a webhook Acme posts, signed now (or ``age`` seconds ago)."""
+    stamp = str(int(time.time() - age))
+    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"content-type": "application/json", "acme-signature": f"t={stamp},v1={digest}"}
+
+
 def signed(event: dict[str, Any], *, secret: str = SECRET, age: float = 0.0) -> WebhookRequest:
     """The webhook Acme would post, signed now (or ``age`` seconds ago) with ``secret``."""
     body = json.dumps(event).encode()
-    stamp = str(int(time.time() - age))
-    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return WebhookRequest("POST", "https://gw.example/v1/carriers/acme/tok/inbound",
-                          {"content-type": "application/json",
-                           "acme-signature": f"t={stamp},v1={digest}"}, [], body)
+                          acme_headers(body, secret=secret, age=age), [], body)
 
 
 INBOUND = {"type": "message.received", "data": {
@@ -184,3 +219,15 @@ def test_a_forged_or_stale_webhook_is_refused(
         acme: ModuleType, make_request: Callable[[], WebhookRequest], reason: str) -> None:
     with pytest.raises(WebhookRejected, match=reason):
         provider(acme).verify(make_request())
+
+
+async def test_a_key_acme_does_not_know_fails_for_good(
+        acme: ModuleType, api: tuple[AcmeApi, str]) -> None:
+    fake, url = api
+    fake.api_key = "ak_another_account"
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(ProviderError) as caught:
+            await provider(acme, url).send(OutboundMessage("m", "+15145550100",
+                                                           "+15145550111", "hi"), http)
+    assert (caught.value.retryable, caught.value.code) == (False, "unauthorized")
+    assert caught.value.reason == "Acme: unknown API key"

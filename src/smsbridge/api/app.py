@@ -15,15 +15,24 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from ..core.errors import InvalidInput, StoreUnavailable
-from ..core.messages import Direction, MessageStatus
+from ..core.messages import KIND_CALL, Direction, MessageStatus
 from ..gateway.runtime import Runtime
-from ..gateway.service import Gateway, MediaInput, SendRequest, describe_connection
+from ..gateway.service import (
+    CallRequest,
+    Gateway,
+    MediaInput,
+    SendRequest,
+    describe_connection,
+)
 from ..store.base import MessageFilter
 from .auth import ApiKeyGate, Auth
 from .docs import install_docs, install_openapi
 from .inputs import read_model, refuse_nul
 from .limits import BodySizeLimit, BodyTooLarge
 from .models import (
+    CallIn,
+    CallListOut,
+    CallOut,
     ConnectionListOut,
     DeliveryListOut,
     MessageListOut,
@@ -48,11 +57,23 @@ TOO_LARGE: dict[int | str, dict[str, Any]] = {
 # The body is read by the route itself (after the API key is checked, see auth.py).
 SEND_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/SendIn"}}}}}
+CALL_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/CallIn"}}}}}
+CALL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such call"}}
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(data, ensure_ascii=False), status_code=status,
                     media_type="application/json", headers=headers)
+
+
+def _queued(data: dict[str, object], location: str, created: bool) -> Response:
+    """202 with what was queued; a replay of an Idempotency-Key says so in a header."""
+    headers = {"Location": location}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return _json(data, 202, headers)
 
 
 def create_app(runtime: Runtime) -> ASGIApp:
@@ -81,7 +102,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
         redoc_url=None,  # ReDoc loads from a CDN, which a LAN gateway cannot reach
         dependencies=[Depends(refuse_nul)],
     )
-    install_openapi(app, [SendIn])
+    install_openapi(app, [SendIn, CallIn])
     install_docs(app)
     app.state.runtime = runtime
 
@@ -176,16 +197,13 @@ def create_app(runtime: Runtime) -> ASGIApp:
             connection=body.connection,
         )
         message, created = await gateway().send(request, idempotency_key, scope=key.id)
-        headers = {"Location": f"/v1/messages/{message.id}"}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"
-        return _json(message.to_dict(), 202, headers)
+        return _queued(message.to_dict(), f"/v1/messages/{message.id}", created)
 
     @app.get("/v1/messages/{message_id}", tags=["messages"], response_model=None,
              operation_id="getMessage",
              responses={200: {"model": MessageOut}, **NOT_FOUND, **PROBLEM_RESPONSES})
     async def get_message(message_id: str, _key: Auth) -> Response:
-        message = await runtime.store.get_message(message_id)
+        message = await gateway().get_message(message_id)
         if message is None:
             raise StarletteHTTPException(404, f"no message {message_id}")
         return _json(message.to_dict())
@@ -211,6 +229,50 @@ def create_app(runtime: Runtime) -> ASGIApp:
         except ValueError as exc:
             raise InvalidInput("cursor", str(exc)) from None
         return _json({"data": [m.to_dict() for m in page.messages],
+                      "next_cursor": page.next_cursor})
+
+    # ---- voice calls
+    @app.post("/v1/calls", status_code=202, tags=["calls"], response_model=None,
+              responses={202: {"model": CallOut, "description": "queued (or, for an "
+                               "Idempotency-Key seen before, the call it queued)",
+                               "links": {"GetCall": {"operationId": "getCall", "parameters": {
+                                   "call_id": "$response.body#/id"}}}},
+                         **PROBLEM_RESPONSES, **TOO_LARGE},
+              summary="Queue a voice call that speaks a text", openapi_extra=CALL_BODY)
+    async def place_call(
+        http_request: Request, key: Auth,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> Response:
+        body = await read_model(http_request, CallIn)
+        request = CallRequest(
+            from_number=body.from_, to_number=body.to, say=body.say, voice=body.voice,
+            language=body.language, repeat=body.repeat, connection=body.connection)
+        call, created = await gateway().place_call(request, idempotency_key, scope=key.id)
+        return _queued(call.to_call_dict(), f"/v1/calls/{call.id}", created)
+
+    @app.get("/v1/calls/{call_id}", tags=["calls"], response_model=None,
+             operation_id="getCall",
+             responses={200: {"model": CallOut}, **CALL_NOT_FOUND, **PROBLEM_RESPONSES})
+    async def get_call(call_id: str, _key: Auth) -> Response:
+        call = await gateway().get_call(call_id)
+        if call is None:
+            raise StarletteHTTPException(404, f"no call {call_id}")
+        return _json(call.to_call_dict())
+
+    @app.get("/v1/calls", tags=["calls"], response_model=None,
+             responses={200: {"model": CallListOut}, **PROBLEM_RESPONSES},
+             summary="Voice calls, newest first")
+    async def list_calls(
+        _key: Auth,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+    ) -> Response:
+        try:
+            page = await runtime.store.list_messages(
+                MessageFilter(kind=KIND_CALL), limit, cursor)
+        except ValueError as exc:
+            raise InvalidInput("cursor", str(exc)) from None
+        return _json({"data": [c.to_call_dict() for c in page.messages],
                       "next_cursor": page.next_cursor})
 
     @app.get("/v1/webhook-deliveries", tags=["webhooks"], response_model=None,

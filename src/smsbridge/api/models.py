@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..core.segments import replace_lone_surrogates
 
 
+def _mend_surrogates(value: object) -> object:
+    # JSON may carry half of an emoji ("\ud83d"); pydantic refuses such a str outright.
+    return replace_lone_surrogates(value) if isinstance(value, str) else value
+
+
 class MediaIn(BaseModel):
     """An attachment: a public URL, or base64 data with its content type."""
 
@@ -37,8 +42,30 @@ class SendIn(BaseModel):
     @field_validator("text", mode="before")
     @classmethod
     def _text(cls, value: object) -> object:
-        # JSON may carry half of an emoji ("\ud83d"); pydantic refuses such a str outright.
-        return replace_lone_surrogates(value) if isinstance(value, str) else value
+        return _mend_surrogates(value)
+
+
+class CallIn(BaseModel):
+    """A voice call to place: the text is spoken to whoever answers."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra={
+        "examples": [{"from": "+15555550100", "to": "+15145550111",
+                      "say": "Alarm: motion in the garage", "repeat": 2}]})
+
+    from_: str = Field(alias="from", description="one of your numbers (E.164 or national)")
+    to: str = Field(description="who to call (E.164 or national in the default region)")
+    say: str = Field(max_length=5000, description="what is spoken; at most 1000 characters")
+    voice: str | None = Field(None, description="the carrier's voice name, e.g. Polly.Joanna; "
+                                                "default: the carrier's")
+    language: str | None = Field(None, description="e.g. en-US; default: the carrier's")
+    repeat: int = Field(1, description="how many times the text is spoken, 1 to 10")
+    connection: str | None = Field(None, description="which connection to use; default: "
+                                                     "the one that owns `from`")
+
+    @field_validator("say", mode="before")
+    @classmethod
+    def _say(cls, value: object) -> object:
+        return _mend_surrogates(value)
 
 
 class MediaOut(BaseModel):
@@ -81,6 +108,36 @@ class MessageListOut(BaseModel):
     """A page of messages, newest first."""
 
     data: list[MessageOut]
+    next_cursor: str | None
+
+
+class CallOut(BaseModel):
+    """A voice call and how it went."""
+
+    id: str
+    connection: str
+    carrier: str
+    from_: str = Field(alias="from")
+    to: str
+    say: str
+    voice: str | None
+    language: str | None
+    repeat: int
+    status: Literal["queued", "calling", "placed", "completed", "failed"] = Field(
+        description="placed: the carrier took the call and rings the phone")
+    answer: Literal["answered", "busy", "no-answer", "failed", "canceled"] | None = Field(
+        description="how the phone answered, once the call ended (else null)")
+    carrier_call_id: str | None
+    error: ErrorOut | None
+    attempts: int
+    created_at: str
+    updated_at: str
+
+
+class CallListOut(BaseModel):
+    """A page of calls, newest first."""
+
+    data: list[CallOut]
     next_cursor: str | None
 
 

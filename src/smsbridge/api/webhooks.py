@@ -28,7 +28,10 @@ from .problems import problem
 
 log = logging.getLogger("smsbridge.api")
 
-WEBHOOK_PATH = re.compile(r"^/v1/carriers/([A-Za-z0-9_-]{1,64})/([^/]{1,256})/(inbound|status)$")
+# /v1/carriers/{connection}/{token}/inbound, .../status, and .../calls/{call_id}/answer (where
+# a carrier that fetches a call's instructions gets them).
+WEBHOOK_PATH = re.compile(r"^/v1/carriers/([A-Za-z0-9_-]{1,64})/([^/]{1,256})/"
+                          r"(inbound|status|calls/([A-Za-z0-9_]{1,40})/answer)$")
 
 
 class CarrierWebhooks:
@@ -57,7 +60,7 @@ class CarrierWebhooks:
                           f"the body is over the limit of {self.max_bytes} bytes"
                           )(scope, receive, send)
             return
-        connection, token, kind = match.groups()
+        connection, token, kind, call_id = match.groups()
         raw_query = scope.get("query_string", b"").decode("latin-1")
         # Carriers sign the URL they called: the public URL, not the one behind a proxy.
         url = self.base_url + scope["path"]
@@ -67,7 +70,7 @@ class CarrierWebhooks:
             method=scope["method"], url=url,
             headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
             query=parse_qsl(raw_query, keep_blank_values=True), body=body)
-        reply = await self._dispatch(connection, token, kind, request)
+        reply = await self._dispatch(connection, token, kind, call_id, request)
         if isinstance(reply, Reply):
             await send({"type": "http.response.start", "status": reply.status,
                         "headers": [(b"content-type", reply.content_type.encode()),
@@ -76,10 +79,17 @@ class CarrierWebhooks:
         else:
             await reply(scope, receive, send)
 
-    async def _dispatch(self, connection: str, token: str, kind: str, request: WebhookRequest
-                        ) -> Reply | ASGIApp:
+    async def _dispatch(self, connection: str, token: str, kind: str, call_id: str | None,
+                        request: WebhookRequest) -> Reply | ASGIApp:
         gateway = self.gateway()
         try:
+            if call_id is not None:
+                kind = "call answer"
+                answer = await gateway.call_instructions(connection, token, call_id, request)
+                if answer is None:
+                    return problem(404, "not-found", "Not found",
+                                   f"no call {call_id} on connection {connection}")
+                return answer
             if kind == "status":
                 reply, _ = await gateway.receive_status(connection, token, request)
             else:

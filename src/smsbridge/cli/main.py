@@ -1,4 +1,4 @@
-"""The ``smsbridge`` command: serve, worker, send, messages, carriers, keys, sandbox, config.
+"""The ``smsbridge`` command: serve, worker, send, call, messages, carriers, keys, sandbox, config.
 
 Each command imports what it uses inside its body: listing messages needs the store but
 not the web server, the carriers' HTTP client or Alembic, and starts in a fraction of the
@@ -18,6 +18,7 @@ import typer
 
 from ..core.errors import InvalidInput, SmsBridgeError
 from ..core.messages import Direction, MessageStatus
+from .calls import call
 from .common import (
     ConfigOpt,
     JsonOpt,
@@ -44,7 +45,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 carriers_app = typer.Typer(help="Carrier connections and the webhook URLs to give each carrier "
-                                "(each URL holds the connection's secret token).",
+                                "(each URL holds the connection's secret token); with "
+                                "--available or describe, the carriers smsbridge can use.",
                            invoke_without_command=True)
 keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once).", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Play traffic through the built-in sandbox carrier.",
@@ -157,6 +159,9 @@ def send(
               f"status: {message.status.value}", highlight=False)
 
 
+app.command()(call)
+
+
 def _media_input(value: str, limit: int) -> MediaInput:
     import base64
     import mimetypes
@@ -257,7 +262,14 @@ def _message_table(rows: list[Message]) -> Table:
 # ---------------------------------------------------------------- carriers
 @carriers_app.callback()
 @friendly_errors
-def carriers(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def carriers(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    available: Annotated[bool, typer.Option(
+        "--available", help="List every carrier that can be configured (built-in or "
+        "plug-in) with its capabilities and settings, instead of the connections.")] = False,
+) -> None:
     """List carrier connections, their numbers and the webhook URLs to give each carrier.
 
     The URLs hold each connection's secret token: give them to the carrier only.
@@ -266,6 +278,11 @@ def carriers(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = Fa
 
     ctx.obj = config
     if ctx.invoked_subcommand is not None:
+        return
+    if available:
+        from .catalog import print_available
+
+        print_available(as_json)
         return
     from ..gateway.admin import describe_connections
 
@@ -287,6 +304,18 @@ def carriers(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = Fa
         if row["setup"]:
             for line in str(row["setup"]).splitlines():
                 out.print(f"  {line}", highlight=False, soft_wrap=True)
+
+
+@carriers_app.command("describe")
+@friendly_errors
+def carriers_describe(
+    key: Annotated[str, typer.Argument(help="A carrier key, as `carriers --available` lists.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a carrier's settings: each key's type, required or default, secret or not."""
+    from .catalog import print_description
+
+    print_description(key, as_json)
 
 
 @carriers_app.command("rotate-token")

@@ -108,6 +108,19 @@ class OutboundMessage:
 CALL_ANSWERED = "answered"
 CALL_FAILURE_ANSWERS = ("busy", "no-answer", "failed", "canceled")
 
+# What a stored row is: a text message, or a voice call (its ``text`` is what is spoken).
+KIND_MESSAGE = "message"
+KIND_CALL = "call"
+
+# A call's status as users see it: the outbox's words describe a message, not a phone call.
+CALL_STATUS_WORDS: dict[MessageStatus, str] = {
+    MessageStatus.QUEUED: "queued",
+    MessageStatus.SENDING: "calling",
+    MessageStatus.SENT: "placed",
+    MessageStatus.DELIVERED: "completed",
+    MessageStatus.FAILED: "failed",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class OutboundCall:
@@ -143,7 +156,10 @@ class StatusUpdate:
 
 @dataclass(slots=True)
 class Message:
-    """A message as the gateway stores and shows it."""
+    """A message (or, with ``kind`` "call", a voice call) as the gateway stores and shows it.
+
+    A call keeps what it speaks in ``text``, and its ``voice``, ``language`` and ``repeat``.
+    """
 
     id: str
     direction: Direction
@@ -162,6 +178,20 @@ class Message:
     attempts: int = 0
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    kind: str = KIND_MESSAGE
+    voice: str | None = None
+    language: str | None = None
+    repeat: int | None = None
+
+    @property
+    def is_call(self) -> bool:
+        """True for a voice call, False for a text message."""
+        return self.kind == KIND_CALL
+
+    def _error_dict(self) -> dict[str, str | None] | None:
+        if self.error_code or self.error_reason:
+            return {"code": self.error_code, "reason": self.error_reason}
+        return None
 
     def to_dict(self) -> dict[str, object]:
         """The public JSON form used by the API and by app webhooks."""
@@ -178,12 +208,47 @@ class Message:
             "segments": self.segments,
             "encoding": self.encoding,
             "carrier_message_id": self.carrier_message_id,
-            "error": (
-                {"code": self.error_code, "reason": self.error_reason}
-                if (self.error_code or self.error_reason)
-                else None
-            ),
+            "error": self._error_dict(),
             "attempts": self.attempts,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+    @property
+    def call_answer(self) -> str | None:
+        """How the called phone answered: "answered", a CALL_FAILURE_ANSWERS word, or None."""
+        if self.status is MessageStatus.DELIVERED:
+            return CALL_ANSWERED
+        if self.status is MessageStatus.FAILED and self.error_code in CALL_FAILURE_ANSWERS:
+            return self.error_code
+        return None
+
+    def to_call_dict(self) -> dict[str, object]:
+        """The public JSON form of a voice call, used by the API and by app webhooks."""
+        return {
+            "id": self.id,
+            "connection": self.connection,
+            "carrier": self.carrier,
+            "from": self.from_number,
+            "to": self.to_number,
+            "say": self.text,
+            "voice": self.voice,
+            "language": self.language,
+            "repeat": self.repeat or 1,
+            "status": CALL_STATUS_WORDS.get(self.status, self.status.value),
+            "answer": self.call_answer,
+            "carrier_call_id": self.carrier_message_id,
+            "error": self._error_dict(),
+            "attempts": self.attempts,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+    def to_outbound_call(self, status_callback_url: str | None = None,
+                         answer_url: str | None = None) -> OutboundCall:
+        """The call a provider places for this stored call."""
+        return OutboundCall(
+            id=self.id, from_number=self.from_number, to_number=self.to_number, say=self.text,
+            voice=self.voice, language=self.language, repeat=self.repeat or 1,
+            status_callback_url=status_callback_url, answer_url=answer_url,
+        )

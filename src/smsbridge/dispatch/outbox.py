@@ -1,4 +1,4 @@
-"""The outbox worker: claims queued messages, sends them via their provider, records results."""
+"""The outbox worker: claims due messages and calls, hands each to its carrier, records results."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import aiohttp
 
 from ..core.errors import ProviderError
 from ..core.messages import Message, OutboundMessage
-from ..providers.base import Provider
+from ..providers.base import Provider, SendResult
 from ..store.base import EventsFor, Store
 from .backoff import backoff_delay
 from .worker import PollingWorker
@@ -32,6 +32,7 @@ class OutboxWorker(PollingWorker):
         events_for: EventsFor,
         status_url_for: Callable[[str], str | None],
         *,
+        answer_url_for: Callable[[str, str], str | None] = lambda _connection, _call: None,
         concurrency: int = 50,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
@@ -45,6 +46,7 @@ class OutboxWorker(PollingWorker):
         self.http = http
         self.events_for = events_for
         self.status_url_for = status_url_for
+        self.answer_url_for = answer_url_for
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -65,14 +67,8 @@ class OutboxWorker(PollingWorker):
                 f"connection {message.connection!r} is no longer configured", self.events_for)
             log.warning("failed %s: connection %s is gone", message.id, message.connection)
             return
-        outbound = OutboundMessage(
-            id=message.id, from_number=message.from_number, to_number=message.to_number,
-            text=message.text, media=message.media,
-            status_callback_url=(self.status_url_for(message.connection)
-                                 if provider.capabilities.delivery_receipts else None),
-        )
         try:
-            result = await provider.send(outbound, self.http)
+            result = await self._hand_over(provider, message)
         except ProviderError as exc:
             await self._record_failure(message, exc)
             return
@@ -93,6 +89,22 @@ class OutboxWorker(PollingWorker):
                                    result.segments, self.events_for)
         log.info("sent %s via %s as %s", message.id, message.connection,
                  result.carrier_message_id)
+
+    async def _hand_over(self, provider: Provider[Any], message: Message) -> SendResult:
+        """Send the message, or place the call, through its carrier."""
+        if message.is_call:
+            # A call's outcome always comes back by callback: busy and no-answer are news.
+            call = message.to_outbound_call(
+                self.status_url_for(message.connection),
+                self.answer_url_for(message.connection, message.id))
+            return await provider.place_call(call, self.http)
+        outbound = OutboundMessage(
+            id=message.id, from_number=message.from_number, to_number=message.to_number,
+            text=message.text, media=message.media,
+            status_callback_url=(self.status_url_for(message.connection)
+                                 if provider.capabilities.delivery_receipts else None),
+        )
+        return await provider.send(outbound, self.http)
 
     async def _record_failure(self, message: Message, exc: ProviderError) -> None:
         if exc.retryable and message.attempts < self.max_attempts:

@@ -24,7 +24,10 @@ ENV_DATA_DIR = "SMSBRIDGE_DATA_DIR"
 DATABASE_FILE = "smsbridge.db"
 SANDBOX_NUMBER = "+15555550100"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-EVENT_TYPES = ("message.received", "message.status", "message.queued")
+EVENT_TYPES = ("message.received", "message.status", "message.queued",
+               "call.queued", "call.completed", "call.failed")
+# Without an `events` list a webhook hears of what arrives and how each send ends.
+DEFAULT_EVENTS = ("message.received", "message.status", "call.completed", "call.failed")
 
 
 class _Strict(BaseModel):
@@ -129,7 +132,7 @@ class WebhookConfig(_Strict):
 
     url: str
     secret: SecretStr
-    events: list[str] = Field(default_factory=lambda: ["message.received", "message.status"])
+    events: list[str] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
     max_attempts: int = Field(8, ge=1, le=50)
     timeout_seconds: float = Field(10.0, gt=0, le=120)
 

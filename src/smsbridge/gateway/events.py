@@ -5,22 +5,39 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ..core.messages import Message, utcnow
+from ..core.messages import Message, MessageStatus, utcnow
 from ..store.base import DeliveryDraft
 from .config import WebhookConfig
 
+# What the store's events on a call row mean to an app. A placed (ringing) call is no event:
+# the app hears of it once, when it ends.
+CALL_QUEUED = "call.queued"
+CALL_COMPLETED = "call.completed"
+CALL_FAILED = "call.failed"
+_CALL_ENDINGS = {MessageStatus.DELIVERED: CALL_COMPLETED, MessageStatus.FAILED: CALL_FAILED}
+
 
 def event_body(event_type: str, message: Message) -> str:
-    """The JSON body of an event: ``{"type", "timestamp", "data": the message}``."""
+    """The JSON body of an event: ``{"type", "timestamp", "data": the message or call}``."""
+    data = message.to_call_dict() if message.is_call else message.to_dict()
     return json.dumps(
-        {"type": event_type, "timestamp": utcnow().isoformat(), "data": message.to_dict()},
+        {"type": event_type, "timestamp": utcnow().isoformat(), "data": data},
         separators=(",", ":"),
         ensure_ascii=False,
     )
 
 
+def call_event(store_event: str, call: Message) -> str | None:
+    """The app event that the store's ``store_event`` on ``call`` is, if any."""
+    if store_event == "message.queued":
+        return CALL_QUEUED
+    if store_event == "message.status":
+        return _CALL_ENDINGS.get(call.status)
+    return None
+
+
 class EventRouter:
-    """Turns a message change into one delivery per subscribed webhook."""
+    """Turns a message or call change into one delivery per subscribed webhook."""
 
     def __init__(self, webhooks: Sequence[WebhookConfig]) -> None:
         self._by_event: dict[str, list[str]] = {}
@@ -29,7 +46,15 @@ class EventRouter:
                 self._by_event.setdefault(event, []).append(hook.url)
 
     def __call__(self, event_type: str, message: Message) -> list[DeliveryDraft]:
-        """The deliveries ``event_type`` on ``message`` causes (none when nobody listens)."""
+        """The deliveries ``event_type`` on ``message`` causes (none when nobody listens).
+
+        The store names every change in a message's words; a call's are renamed here.
+        """
+        if message.is_call:
+            renamed = call_event(event_type, message)
+            if renamed is None:
+                return []
+            event_type = renamed
         urls = self._by_event.get(event_type)
         if not urls:
             return []

@@ -69,8 +69,9 @@ class Runtime:
                 self.store,
                 {name: c.provider for name, c in self.settings.connections.items()},
                 self.http, gateway.events, gateway.status_url,
-                concurrency=w.concurrency, poll_interval=w.poll_interval,
-                lease_seconds=outbox_lease, max_attempts=w.max_attempts,
+                answer_url_for=gateway.answer_url, concurrency=w.concurrency,
+                poll_interval=w.poll_interval, lease_seconds=outbox_lease,
+                max_attempts=w.max_attempts,
                 backoff_base=w.backoff_base, backoff_max=w.backoff_max,
             )
             self.webhooks = WebhookDeliveryWorker(

@@ -22,6 +22,7 @@ import aiohttp
 
 from ..core.errors import InvalidInput, MalformedWebhook, SmsBridgeError, WebhookRejected
 from ..core.messages import (
+    KIND_CALL,
     Direction,
     InboundMessage,
     Media,
@@ -72,6 +73,27 @@ class SendRequest:
     connection: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """A voice call a user asks for: ``say`` is spoken ``repeat`` times to whoever answers."""
+
+    from_number: str
+    to_number: str
+    say: str
+    voice: str | None = None
+    language: str | None = None
+    repeat: int = 1
+    connection: str | None = None
+
+
+MAX_SAY_CHARS = 1000
+MAX_REPEAT = 10
+# Carriers' voice and language names: "alice", "Polly.Joanna-Neural", "en-US", "fr-CA".
+_VOICE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Line breaks and tabs are spoken as pauses; every other control character is refused.
+_SPOKEN_WHITESPACE = str.maketrans("", "", "\t\n\r")
+
+
 def hash_api_key(key: str) -> str:
     """The stored form of an API key (keys are long and random, so one SHA-256 suffices)."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -115,6 +137,11 @@ class Gateway:
         """The URL a carrier posts delivery receipts to."""
         return (f"{self.settings.server.base_url}/v1/carriers/{connection}/"
                 f"{self.tokens[connection]}/status")
+
+    def answer_url(self, connection: str, call_id: str) -> str:
+        """The URL a carrier that fetches its call instructions gets them from."""
+        return (f"{self.settings.server.base_url}/v1/carriers/{connection}/"
+                f"{self.tokens[connection]}/calls/{call_id}/answer")
 
     async def rotate_token(self, connection: str) -> str:
         """Give a connection a new webhook token; the old URL stops working."""
@@ -221,21 +248,29 @@ class Gateway:
                              size=len(raw)))
         return tuple(out)
 
-    def prepare(self, request: SendRequest) -> Message:
-        """Validate a send request and build its queued message, or raise InvalidInput."""
+    def _route(self, from_number: str, to_number: str, connection: str | None
+               ) -> tuple[str, str, Connection]:
+        """Both numbers in E.164 and the connection that sends from ``from_number``."""
         region = self.settings.server.default_region
-        for name, value in (("from", request.from_number), ("to", request.to_number),
-                            ("connection", request.connection)):
+        for name, value in (("from", from_number), ("to", to_number),
+                            ("connection", connection)):
             if value is not None and _control_character(value):
                 raise InvalidInput(name, "must not contain control characters such as "
                                          f"{_control_character(value)}")
-        from_number = to_e164(request.from_number, region, field="from")
-        to_number = to_e164(request.to_number, region, field="to")
-        conn = self._resolve_connection(from_number, request.connection)
+        sender = to_e164(from_number, region, field="from")
+        recipient = to_e164(to_number, region, field="to")
+        conn = self._resolve_connection(sender, connection)
         caps = conn.provider.capabilities
-        if not calling_code_allowed(to_number, caps.regions):
+        if not calling_code_allowed(recipient, caps.regions):
             raise InvalidInput("to", f"{conn.carrier} sends only to numbers of "
-                                     f"{', '.join(caps.regions)}; {to_number} is not one")
+                                     f"{', '.join(caps.regions)}; {recipient} is not one")
+        return sender, recipient, conn
+
+    def prepare(self, request: SendRequest) -> Message:
+        """Validate a send request and build its queued message, or raise InvalidInput."""
+        from_number, to_number, conn = self._route(
+            request.from_number, request.to_number, request.connection)
+        caps = conn.provider.capabilities
         text = replace_lone_surrogates(request.text or "")
         media = self._check_media(conn, request.media)
         if not text.strip() and not media:
@@ -252,6 +287,37 @@ class Gateway:
             encoding=segs.encoding, created_at=now, updated_at=now,
         )
 
+    def prepare_call(self, request: CallRequest) -> Message:
+        """Validate a call request and build its queued call, or raise InvalidInput."""
+        from_number, to_number, conn = self._route(
+            request.from_number, request.to_number, request.connection)
+        if not conn.provider.capabilities.voice:
+            field_name = "connection" if request.connection is not None else "from"
+            raise InvalidInput(field_name, f"carrier {conn.carrier} (connection {conn.name!r}) "
+                                           "cannot place voice calls")
+        say = replace_lone_surrogates(request.say or "")
+        if not say.strip():
+            raise InvalidInput("say", "must not be empty")
+        bad = _control_character(say.translate(_SPOKEN_WHITESPACE))
+        if bad:
+            raise InvalidInput("say", f"must not contain control characters such as {bad}")
+        if len(say) > MAX_SAY_CHARS:
+            raise InvalidInput("say", f"is {len(say)} characters; at most {MAX_SAY_CHARS} "
+                                      "are spoken")
+        if not 1 <= request.repeat <= MAX_REPEAT:
+            raise InvalidInput("repeat", f"must be 1 to {MAX_REPEAT}")
+        for name, value in (("voice", request.voice), ("language", request.language)):
+            if value is not None and not _VOICE_NAME.fullmatch(value):
+                raise InvalidInput(name, "must be 1 to 64 letters, digits or . _ : -, such as "
+                                         f"{'Polly.Joanna' if name == 'voice' else 'en-US'}")
+        now = utcnow()
+        return Message(
+            id=new_id("call"), kind=KIND_CALL, direction=Direction.OUTBOUND,
+            connection=conn.name, carrier=conn.carrier, from_number=from_number,
+            to_number=to_number, text=say, status=MessageStatus.QUEUED, voice=request.voice,
+            language=request.language, repeat=request.repeat, created_at=now, updated_at=now,
+        )
+
     async def send(self, request: SendRequest, idempotency_key: str | None = None, *,
                    scope: str = "cli") -> tuple[Message, bool]:
         """Queue a message durably; returns it and whether it is new (False: idempotent replay).
@@ -259,12 +325,17 @@ class Gateway:
         An idempotency key belongs to ``scope`` (the API key's id, or "cli"); reused there for a
         different request it raises IdempotencyKeyReused.
         """
-        if idempotency_key is not None and (
-                not 0 < len(idempotency_key) <= 255
-                or any(ord(c) < 32 or ord(c) == 127 for c in idempotency_key)):
-            raise InvalidInput("Idempotency-Key", "must be 1 to 255 characters, none of them "
-                                                  "control characters")
-        message = self.prepare(request)
+        _check_idempotency_key(idempotency_key)
+        return await self._queue(self.prepare(request), idempotency_key, scope)
+
+    async def place_call(self, request: CallRequest, idempotency_key: str | None = None, *,
+                         scope: str = "cli") -> tuple[Message, bool]:
+        """Queue a voice call durably, with the same idempotency rules as ``send``."""
+        _check_idempotency_key(idempotency_key)
+        return await self._queue(self.prepare_call(request), idempotency_key, scope)
+
+    async def _queue(self, message: Message, idempotency_key: str | None, scope: str
+                     ) -> tuple[Message, bool]:
         idempotency = (None if idempotency_key is None else
                        IdempotencyKey.for_message(scope, idempotency_key, message))
         stored, created = await self.store.queue_outbound(message, idempotency, self.events)
@@ -273,6 +344,17 @@ class Gateway:
                      stored.to_number, stored.connection)
             self.on_queued()
         return stored, created
+
+    # --- reading
+    async def get_message(self, message_id: str) -> Message | None:
+        """A text message by id; None for an unknown id or a call's."""
+        found = await self.store.get_message(message_id)
+        return found if found is not None and not found.is_call else None
+
+    async def get_call(self, call_id: str) -> Message | None:
+        """A voice call by id; None for an unknown id or a message's."""
+        found = await self.store.get_message(call_id)
+        return found if found is not None and found.is_call else None
 
     # --- carrier webhooks
     def _connection_for(self, connection: str, token: str) -> Connection:
@@ -342,6 +424,30 @@ class Gateway:
             log.info("%d receipt(s) on %s changed nothing now: out of order, or kept until "
                      "their send is recorded", len(updates) - len(changed), conn.name)
         return conn.provider.status_reply(updates), changed
+
+    async def call_instructions(self, connection: str, token: str, call_id: str,
+                                request: WebhookRequest) -> Reply | None:
+        """What a carrier fetching a call's instructions gets; None for a call it cannot see."""
+        conn = self._connection_for(connection, token)
+        conn.provider.verify(request)
+        call = await self.get_call(call_id)
+        if call is None or call.connection != conn.name:
+            return None
+        outbound = call.to_outbound_call(self.status_url(conn.name),
+                                         self.answer_url(conn.name, call.id))
+        try:
+            return conn.provider.call_answer(outbound)
+        except SmsBridgeError:
+            raise
+        except Exception as exc:  # answered 500 would make the carrier retry a broken call
+            raise _unreadable(conn, exc) from exc
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is not None and (not 0 < len(key) <= 255
+                            or any(ord(c) < 32 or ord(c) == 127 for c in key)):
+        raise InvalidInput("Idempotency-Key", "must be 1 to 255 characters, none of them "
+                                              "control characters")
 
 
 def _normalise_or_keep(number: str, region: str) -> str:

@@ -121,7 +121,9 @@ class ProviderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str | None = None
+    base_url: str | None = Field(
+        None, description="the carrier's API address; override it for a proxy, a regional host"
+                          " or a test server")
     timeout_seconds: float = Field(
         15.0, gt=0, le=300, description="how long to wait for each API request, in seconds"
     )
@@ -136,7 +138,9 @@ class Provider(ABC, Generic[ConfigT]):
     key: ClassVar[str]
     name: ClassVar[str]
     Config: ClassVar[type[ProviderConfig]]
-    capabilities: ClassVar[Capabilities]
+    # The carrier's; an instance may narrow it to what its config enables (Vonage's calls
+    # need a Voice application), and the gateway reads the instance's.
+    capabilities: Capabilities
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..core.messages import Direction, Message, MessageStatus, StatusUpdate
+from ..core.messages import KIND_MESSAGE, Direction, Message, MessageStatus, StatusUpdate
 from ..core.redact import redact_url
 
 # How long an Idempotency-Key is honoured after its first use; later it starts a new message.
@@ -18,6 +18,7 @@ IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600.0
 MAX_NUMBER_CHARS = 32  # E.164 is 16 at most; short codes and sender names are shorter
 MAX_CARRIER_ID_CHARS = 128
 MAX_ERROR_CODE_CHARS = 64
+MAX_VOICE_CHARS = 64  # a call's voice and language: carriers' names such as Polly.Joanna-Neural
 
 
 def rfc3339(epoch: float | None) -> str | None:
@@ -36,13 +37,18 @@ class IdempotencyKey:
     @classmethod
     def for_message(cls, scope: str, key: str, message: Message) -> IdempotencyKey:
         """The key of a request that prepared ``message``; its fingerprint covers what is sent."""
-        canonical = json.dumps({
+        request: dict[str, object] = {
             "from": message.from_number,
             "to": message.to_number,
             "text": message.text,
             "media": [[m.content_type, m.url, m.data_base64] for m in message.media],
             "connection": message.connection,
-        }, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        }
+        if message.kind != KIND_MESSAGE:
+            # Only other kinds add fields, so a message's fingerprint is what it always was.
+            request.update(kind=message.kind, voice=message.voice, language=message.language,
+                           repeat=message.repeat)
+        canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return cls(scope, key, hashlib.sha256(canonical.encode()).hexdigest())
 
 
@@ -100,12 +106,13 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class MessageFilter:
-    """What ``list_messages`` selects; None means any."""
+    """What ``list_messages`` selects; None means any. Messages and calls never mix."""
 
     number: str | None = None
     direction: Direction | None = None
     status: MessageStatus | None = None
     connection: str | None = None
+    kind: str = KIND_MESSAGE
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,12 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-from .base import MAX_CARRIER_ID_CHARS, MAX_ERROR_CODE_CHARS, MAX_NUMBER_CHARS
+from .base import (
+    MAX_CARRIER_ID_CHARS,
+    MAX_ERROR_CODE_CHARS,
+    MAX_NUMBER_CHARS,
+    MAX_VOICE_CHARS,
+)
 
 metadata = MetaData()
 
@@ -91,6 +96,11 @@ messages = Table(
     Column("lease_until", Float),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # "message", or "call": a voice call that speaks ``text`` (see core.messages.KIND_CALL).
+    Column("kind", String(8), nullable=False, server_default="message"),
+    Column("voice", String(MAX_VOICE_CHARS)),
+    Column("language", String(MAX_VOICE_CHARS)),
+    Column("repeat", Integer),
 )
 Index("ix_messages_outbox", messages.c.status, messages.c.next_attempt_at)
 Index("ix_messages_carrier_id", messages.c.connection, messages.c.carrier_message_id)

@@ -172,6 +172,10 @@ def _row_to_message(row: Any) -> Message:
         attempts=m["attempts"],
         created_at=datetime.fromtimestamp(m["created_at"], UTC),
         updated_at=datetime.fromtimestamp(m["updated_at"], UTC),
+        kind=m["kind"],
+        voice=m["voice"],
+        language=m["language"],
+        repeat=m["repeat"],
     )
 
 
@@ -201,6 +205,10 @@ def _message_values(msg: Message, now: float) -> dict[str, Any]:
         "next_attempt_at": None,
         "lease_owner": None,
         "lease_until": None,
+        "kind": msg.kind,
+        "voice": msg.voice,
+        "language": msg.language,
+        "repeat": msg.repeat,
     }
 
 
@@ -565,7 +573,7 @@ class SqlStore(Store):
         if reused:
             hours = round(IDEMPOTENCY_KEY_TTL_SECONDS / 3600)
             raise IdempotencyKeyReused(
-                f"was used for a different request (message {stored.id}) within the last "
+                f"was used for a different request ({stored.kind} {stored.id}) within the last "
                 f"{hours} hours; use a new key for a new message")
         return stored, created
 
@@ -698,7 +706,8 @@ class SqlStore(Store):
         self, filter: MessageFilter, limit: int, cursor: str | None
     ) -> MessagePage:
         """Messages newest first, ``limit`` at a time."""
-        query = select(messages).order_by(messages.c.seq.desc()).limit(limit + 1)
+        query = (select(messages).where(messages.c.kind == filter.kind)
+                 .order_by(messages.c.seq.desc()).limit(limit + 1))
         if filter.number:
             query = query.where(or_(messages.c.from_number == filter.number,
                                     messages.c.to_number == filter.number))

@@ -1,4 +1,4 @@
-"""A fake Plivo: the Message API on 127.0.0.1, and Plivo's V3-signed webhooks fired at a gateway.
+"""A fake Plivo: the Message and Call APIs on 127.0.0.1, and Plivo's V3-signed webhooks.
 
 It is an independent model of the carrier, written from shared/providers/plivo.md,
 and does not import smsbridge's Plivo provider (so the two cannot share a mistake).
@@ -10,6 +10,9 @@ and does not import smsbridge's Plivo provider (so the two cannot share a mistak
     await fake.fire_inbound(gateway_inbound_url, from_="+14385550123", to="+15145550100",
                             text="hi")
     await fake.deliver_all()                    # "sent" + "delivered" callbacks for every send
+    call = fake.calls[0]                        # a call placed through the Call API
+    await fake.answer(call)                     # fetch its answer_url as Plivo does: call.spoken
+    await fake.hang_up(call, "busy")            # the signed hangup callback, at its hangup_url
 
 Run on its own: ``python -m smsbridge.testing.fake_plivo --port 9003``.
 """
@@ -24,8 +27,9 @@ import json
 import re
 import secrets
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -35,7 +39,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.segments import count_segments
-from .fake_base import FakeCarrier, RecordedRequest, basic_auth_ok, send_webhook, serve
+from .fake_base import (
+    FakeCarrier,
+    RecordedRequest,
+    WebhookAnswer,
+    basic_auth_ok,
+    send_webhook,
+    serve,
+)
 
 DEFAULT_AUTH_ID = "MAFAKE0PLIVO0ACCOUNT"
 DEFAULT_AUTH_TOKEN = "ZmFrZS1wbGl2by1hdXRoLXRva2VuLTAwMDAw"
@@ -43,6 +54,16 @@ MAX_TEXT = 1600
 MAX_MEDIA = 10
 
 _NUMBER = re.compile(r"\+?[1-9][0-9]{6,14}")
+
+# What a hangup callback says of how each ending came about (HangupCause, its name and code).
+HANGUP_CAUSES: dict[str, tuple[str, str, str]] = {
+    "completed": ("NORMAL_CLEARING", "Normal Hangup", "4000"),
+    "busy": ("USER_BUSY", "Busy Line", "3010"),
+    "no-answer": ("NO_ANSWER", "No Answer", "3020"),
+    "timeout": ("NO_ANSWER", "No Answer", "3020"),
+    "failed": ("UNALLOCATED_NUMBER", "Invalid Destination Address", "2010"),
+    "cancel": ("ORIGINATOR_CANCEL", "Cancelled", "1010"),
+}
 
 
 def plivo_v3_signature(
@@ -88,6 +109,22 @@ class SentMessage:
     status: str = "queued"
 
 
+@dataclass
+class PlacedCall:
+    """A call the fake accepted through the Call API."""
+
+    request_uuid: str
+    call_uuid: str
+    from_: str
+    to: str
+    answer_url: str
+    answer_method: str
+    hangup_url: str | None
+    hangup_method: str
+    status: str = "queued"
+    spoken: list[dict[str, str]] = field(default_factory=list)  # <Speak> attributes + "text"
+
+
 class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
     """An in-memory Plivo account speaking the real Message API and webhook formats."""
 
@@ -96,24 +133,38 @@ class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
         super().__init__()
         self.auth_id = auth_id
         self.auth_token = auth_token
+        self.calls: list[PlacedCall] = []
         self.app = Starlette(routes=[
             Route("/v1/Account/{auth_id}/Message/", self._send, methods=["POST"]),
+            Route("/v1/Account/{auth_id}/Call/", self._make_call, methods=["POST"]),
         ])
 
     # --- knobs -------------------------------------------------------------------------
 
     def fail_next(self, http_status: int, error: str | None = None, times: int = 1,
                   retry_after: float | None = None, *, raw_body: str | None = None) -> None:
-        """Answer the next ``times`` sends with this error (``raw_body``: a non-JSON body)."""
+        """Answer the next ``times`` sends or calls with this error (``raw_body``: not JSON)."""
         self._queue_failure(error, http_status, times, retry_after, raw_body)
 
     def message(self, message_uuid: str) -> SentMessage | None:
         """The accepted message with this uuid, if any."""
         return next((m for m in self.messages if m.message_uuid == message_uuid), None)
 
+    def call(self, request_uuid: str) -> PlacedCall | None:
+        """The placed call with this request_uuid, if any."""
+        return next((c for c in self.calls if c.request_uuid == request_uuid), None)
+
+    def _forget_knobs(self) -> None:
+        self.calls.clear()
+
     # --- the Message API ---------------------------------------------------------------
 
     async def _send(self, request: Request) -> Response:
+        body, refused = await self._authorized_json(request)
+        return refused or self._accept(body)
+
+    async def _authorized_json(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        """Record an API request; its JSON body, or the answer that refuses it."""
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
@@ -123,12 +174,12 @@ class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
                                    basic_auth_ok(request, self.auth_id, self.auth_token))
         self._keep_request(recorded)
         if not recorded.auth_ok or request.path_params["auth_id"] != self.auth_id:
-            return _error(401, "Authentication failed")
+            return {}, _error(401, "Authentication failed")
         if not isinstance(body, dict):
-            return _error(400, "invalid json data sent")
+            return {}, _error(400, "invalid json data sent")
         failed = self._failure_answer(
             lambda failure: _error(failure.http_status, failure.error or "error"))
-        return failed or self._accept(body)
+        return body, failed
 
     def _accept(self, body: dict[str, Any]) -> Response:
         """Validate a send the way the Message API does, and queue it."""
@@ -163,6 +214,78 @@ class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
             self._keep_message(message)
         return JSONResponse({"api_id": str(uuid.uuid4()), "message": "message(s) queued",
                              "message_uuid": uuids}, status_code=202)
+
+    # --- the Call API ------------------------------------------------------------------
+
+    async def _make_call(self, request: Request) -> Response:
+        body, refused = await self._authorized_json(request)
+        return refused or self._accept_call(body)
+
+    def _accept_call(self, body: dict[str, Any]) -> Response:
+        """Validate a Make a Call request the way the Call API does, and start ringing."""
+        from_, to = str(body.get("from") or ""), str(body.get("to") or "")
+        answer_url = str(body.get("answer_url") or "")
+        if not from_:
+            return _error(400, "from parameter not present")
+        if not to:
+            return _error(400, "to parameter not present")
+        if not answer_url:
+            return _error(400, "answer_url parameter not present")
+        if not _NUMBER.fullmatch(from_):
+            return _error(400, "invalid 'from' parameter")
+        if not _NUMBER.fullmatch(to):
+            return _error(400, "invalid 'to' parameter")
+        if from_.lstrip("+") == to.lstrip("+"):
+            return _error(400, "src and destination cannot overlap")
+        if not answer_url.startswith(("http://", "https://")):
+            return _error(400, "invalid 'answer_url' parameter")
+        hangup_url = body.get("hangup_url")
+        placed = PlacedCall(str(uuid.uuid4()), str(uuid.uuid4()), from_.lstrip("+"),
+                            to.lstrip("+"), answer_url, str(body.get("answer_method") or "POST"),
+                            str(hangup_url) if hangup_url else None,
+                            str(body.get("hangup_method") or "POST"))
+        with self._lock:
+            self.calls.append(placed)
+        return JSONResponse({"api_id": str(uuid.uuid4()), "message": "call fired",
+                             "request_uuid": placed.request_uuid}, status_code=201)
+
+    def _call_params(self, placed: PlacedCall, status: str) -> list[tuple[str, str]]:
+        """The parameters every voice request about ``placed`` carries."""
+        return [("ALegRequestUUID", placed.request_uuid), ("ALegUUID", placed.call_uuid),
+                ("BillRate", "0.00850"), ("CallStatus", status),
+                ("CallUUID", placed.call_uuid), ("CallerName", "+" + placed.from_),
+                ("Direction", "outbound"), ("From", placed.from_),
+                ("RequestUUID", placed.request_uuid), ("To", placed.to)]
+
+    async def answer(self, placed: PlacedCall, *, signed: bool = True,
+                     bad_signature: bool = False) -> WebhookAnswer:
+        """The callee picks up: fetch answer_url as Plivo does and keep the <Speak>s it got."""
+        placed.status = "in-progress"
+        params = [*self._call_params(placed, "in-progress"), ("Event", "StartApp")]
+        answer = await self._fire(placed.answer_url, params, None, bad_signature, signed,
+                                  method=placed.answer_method)
+        status, _, body = answer
+        if status == 200:
+            placed.spoken = [{**speak.attrib, "text": speak.text or ""}
+                             for speak in ET.fromstring(body).iter("Speak")]
+        return answer
+
+    async def hang_up(self, placed: PlacedCall, status: str = "completed", *,
+                      signed: bool = True, bad_signature: bool = False) -> WebhookAnswer:
+        """End the call with CallStatus ``status`` and POST the hangup callback to hangup_url."""
+        if placed.hangup_url is None:
+            raise ValueError("the call was placed without a hangup_url")
+        placed.status = status
+        cause, cause_name, cause_code = HANGUP_CAUSES.get(status, ("", "", ""))
+        answered = status == "completed"
+        params = [*self._call_params(placed, status), ("Event", "Hangup"),
+                  ("Duration", "14" if answered else "0"),
+                  ("BillDuration", "60" if answered else "0"),
+                  ("HangupCause", cause), ("HangupCauseName", cause_name),
+                  ("HangupCauseCode", cause_code),
+                  ("HangupSource", "Callee" if answered else "Carrier")]
+        return await self._fire(placed.hangup_url, params, None, bad_signature, signed,
+                                method=placed.hangup_method)
 
     # --- webhooks fired at the gateway ---------------------------------------------------
 
@@ -222,18 +345,25 @@ class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
         return results
 
     async def _fire(self, url: str, params: list[tuple[str, str]], signature_url: str | None,
-                    bad_signature: bool, signed: bool) -> tuple[int, dict[str, str], bytes]:
-        headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   "User-Agent": "PlivoHttpClient"}
+                    bad_signature: bool, signed: bool, method: str = "POST",
+                    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"User-Agent": "PlivoHttpClient"}
+        data: str | None = urlencode(params)
+        if method.upper() == "GET":
+            # Plivo puts a GET callback's parameters in the query, which the signature covers.
+            url = url + ("&" if "?" in url else "?") + urlencode(params)
+            params, data = [], None
+        else:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         if signed:
             nonce = "".join(secrets.choice("0123456789") for _ in range(20))
-            signature = plivo_v3_signature(self.auth_token, "POST", signature_url or url,
+            signature = plivo_v3_signature(self.auth_token, method, signature_url or url,
                                            params, nonce)
             if bad_signature:
                 signature = ("B" if signature[0] == "A" else "A") + signature[1:]
             headers["X-Plivo-Signature-V3"] = signature
             headers["X-Plivo-Signature-V3-Nonce"] = nonce
-        return await send_webhook("POST", url, data=urlencode(params), headers=headers)
+        return await send_webhook(method, url, data=data, headers=headers)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

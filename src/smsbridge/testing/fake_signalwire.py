@@ -1,4 +1,4 @@
-"""A fake SignalWire Space: its Twilio-compatible Messages API and its signed webhooks.
+"""A fake SignalWire Space: its Twilio-compatible Messages and Calls APIs, its signed webhooks.
 
 SignalWire's Compatibility (LaML / cXML) API is Twilio's Messages API under
 ``/api/laml``, with the Project ID in place of the Account SID, UUID message sids, and

@@ -1,4 +1,4 @@
-"""A fake Twilio: the Messages API on 127.0.0.1, and Twilio's signed webhooks fired at a gateway.
+"""A fake Twilio: the Messages and Calls APIs on 127.0.0.1, and Twilio's signed webhooks.
 
 It is an independent model of the carrier, written from shared/providers/twilio.md,
 and does not import smsbridge's Twilio provider (so the two cannot share a mistake).
@@ -9,6 +9,7 @@ and does not import smsbridge's Twilio provider (so the two cannot share a mista
     fake.fail_next(20429, 429, retry_after=5)  # the next send is rate-limited
     await fake.fire_inbound(gateway_inbound_url, from_="+15145550111", to="+15145550100", body="hi")
     await fake.deliver_all()                   # "sent" + "delivered" callbacks for every send
+    await fake.end_call(fake.calls[0], "busy") # ringing, then busy, to the call's StatusCallback
 
 Run on its own: ``python -m smsbridge.testing.fake_twilio --port 9002``.
 """
@@ -22,12 +23,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from xml.etree import ElementTree
 
 import phonenumbers
 from starlette.applications import Starlette
@@ -73,7 +75,15 @@ ERROR_MESSAGES: dict[int, str] = {
     21617: "The concatenated message body exceeds the 1600 character limit.",
     21620: "Invalid media URL(s).",
     21623: "Number of media files exceeds allowed limit.",
+    # The Calls API's (twilio.md §6; the codes' wording is this fake's, unconfirmed).
+    12100: "Document parse failure",
+    21201: "No 'To' number is specified",
+    21205: "Url is not a valid URL.",
+    21213: "No 'From' number is specified",
 }
+
+# CallStatus words a call-status callback carries (twilio.md §6, Twilio's CallEnumStatus).
+CALL_ENDINGS = ("completed", "busy", "no-answer", "failed", "canceled")
 
 
 def twilio_signature(token: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
@@ -133,6 +143,34 @@ class SentMessage:
     resource: dict[str, Any]
 
 
+@dataclass
+class PlacedCall:
+    """A call the fake accepted: its TwiML as sent and as read, and the Call resource."""
+
+    sid: str
+    to: str
+    from_: str
+    twiml: str
+    say: str
+    say_attributes: dict[str, str]
+    status_callback: str | None
+    status_callback_events: list[str]
+    status_callback_method: str | None
+    resource: dict[str, Any]
+
+
+def _read_say(twiml: str) -> tuple[str, dict[str, str]] | None:
+    """The text and attributes of ``<Response><Say>``, or None when the TwiML is not that."""
+    try:
+        root = ElementTree.fromstring(twiml)
+    except ElementTree.ParseError:
+        return None
+    say = root.find("Say")
+    if root.tag != "Response" or say is None:
+        return None
+    return say.text or "", dict(say.attrib)
+
+
 class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
     """An in-memory Twilio account speaking the real Messages API and webhook formats.
 
@@ -161,10 +199,14 @@ class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
         self.signing_key = signing_key or auth_token
         self.opted_out: set[str] = set(opted_out)
         self.delay_seconds = 0.0
-        base = f"{self.api_prefix}/{API_VERSION}/Accounts/{{account_sid}}/Messages"
+        self.calls: list[PlacedCall] = []
+        self._call_sequence: dict[str, int] = {}
+        account = f"{self.api_prefix}/{API_VERSION}/Accounts/{{account_sid}}"
         self.app = Starlette(routes=[
-            Route(base + ".json", self._create_message, methods=["POST"]),
-            Route(base + "/{message_sid}.json", self._fetch_message, methods=["GET"]),
+            Route(account + "/Messages.json", self._create_message, methods=["POST"]),
+            Route(account + "/Messages/{message_sid}.json", self._fetch_message,
+                  methods=["GET"]),
+            Route(account + "/Calls.json", self._create_call, methods=["POST"]),
         ])
 
     # --- knobs -------------------------------------------------------------------------
@@ -184,6 +226,8 @@ class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
     def _forget_knobs(self) -> None:
         self.opted_out.clear()
         self.delay_seconds = 0.0
+        self.calls.clear()
+        self._call_sequence.clear()
 
     def new_sid(self, prefix: str) -> str:
         """A new message sid: ``prefix`` (SM, MM) and 32 hex digits, as Twilio makes them."""
@@ -203,6 +247,11 @@ class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
         return self._keep_request(RecordedRequest(request.method, request.url.path, form, auth_ok))
 
     async def _create_message(self, request: Request) -> Response:
+        return await self._create(request, self._accept)
+
+    async def _create(self, request: Request,
+                      accept: Callable[[RecordedRequest], Response]) -> Response:
+        """Create a resource the way every list endpoint does: auth, account, queued failures."""
         recorded = await self._record(request)
         if not recorded.auth_ok:
             return _error(20003, 401)
@@ -212,7 +261,7 @@ class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
             await asyncio.sleep(self.delay_seconds)
         failed = self._failure_answer(
             lambda failure: _error(failure.error, failure.http_status))
-        return failed or self._accept(recorded)
+        return failed or accept(recorded)
 
     def _accept(self, recorded: RecordedRequest) -> Response:
         """Validate a send the way the Messages API does, and store it."""
@@ -277,6 +326,102 @@ class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
             "to": to,
             "uri": f"{uri}.json",
         }
+
+    # --- the Calls API ---------------------------------------------------------------------
+
+    async def _create_call(self, request: Request) -> Response:
+        return await self._create(request, self._accept_call)
+
+    def _accept_call(self, recorded: RecordedRequest) -> Response:
+        """Validate a call the way the Calls API does, and keep it (ringing nobody)."""
+        to = recorded.get("To") or ""
+        from_ = recorded.get("From") or ""
+        twiml = recorded.get("Twiml")
+        callback = recorded.get("StatusCallback")
+        if not to:
+            return _error(21201, 400)
+        if not _E164.fullmatch(to):
+            return _error(21211, 400, to=to)
+        if not from_:
+            return _error(21213, 400)
+        if not _E164.fullmatch(from_):
+            return _error(21212, 400, from_=from_)
+        if twiml is None:
+            return _error(21205, 400)  # this fake takes inline TwiML only, not Url
+        spoken = _read_say(twiml)
+        if spoken is None:
+            return _error(12100, 400)
+        if callback is not None and not callback.startswith(("http://", "https://")):
+            return _error(21609, 400)
+        sid = self.new_sid("CA")
+        now = _now_rfc2822()
+        uri = f"{self.api_prefix}/{API_VERSION}/Accounts/{self.account_sid}/Calls/{sid}"
+        # A Call resource as the API returns it (field names from twilio.md §6).
+        resource: dict[str, Any] = {
+            "account_sid": self.account_sid, "api_version": API_VERSION, "sid": sid,
+            "to": to, "from": from_, "status": "queued", "direction": "outbound-api",
+            "date_created": now, "date_updated": now, "start_time": None, "end_time": None,
+            "duration": None, "price": None, "price_unit": "USD", "uri": f"{uri}.json",
+        }
+        with self._lock:
+            self.calls.append(PlacedCall(
+                sid, to, from_, twiml, spoken[0], spoken[1], callback,
+                recorded.get_all("StatusCallbackEvent"), recorded.get("StatusCallbackMethod"),
+                resource))
+        return JSONResponse(resource, status_code=201)
+
+    def _next_sequence(self, sid: str) -> int:
+        with self._lock:
+            number = self._call_sequence.get(sid, 0)
+            self._call_sequence[sid] = number + 1
+        return number
+
+    def call(self, sid: str) -> PlacedCall | None:
+        """The accepted call with this sid, if any."""
+        return next((c for c in self.calls if c.sid == sid), None)
+
+    async def fire_call_status(
+        self,
+        callback_url: str,
+        sid: str,
+        status: str,
+        *,
+        bad_signature: bool = False,
+        signature_url: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send a call-status callback (CallStatus ``status``) for call ``sid``, signed."""
+        placed = self.call(sid)
+        to = placed.to if placed else ""
+        from_ = placed.from_ if placed else ""
+        # The request parameters of a voice webhook, then the call-progress fields
+        # (CallbackSource, SequenceNumber, Timestamp) that StatusCallbackEvent adds.
+        params = [
+            ("Called", to), ("CalledCountry", _region(to)), ("Caller", from_),
+            ("CallerCountry", _region(from_)), ("Direction", "outbound-api"),
+            ("Timestamp", _now_rfc2822()), ("CallbackSource", "call-progress-events"),
+            ("SequenceNumber", str(self._next_sequence(sid))), ("CallSid", sid), ("To", to),
+            ("ToCountry", _region(to)), ("ApiVersion", API_VERSION), ("CallStatus", status),
+            ("From", from_), ("FromCountry", _region(from_)), ("AccountSid", self.account_sid),
+        ]
+        if status == "completed":
+            params += [("CallDuration", "7"), ("Duration", "1")]
+        if placed is not None:
+            with self._lock:
+                placed.resource["status"] = status
+                placed.resource["date_updated"] = _now_rfc2822()
+        return await self._fire(callback_url, params, signature_url, bad_signature, "POST")
+
+    async def end_call(self, placed: PlacedCall, ending: str
+                       ) -> list[tuple[int, dict[str, str], bytes]]:
+        """Fire what the phone did: ringing, answered (for "completed") and ``ending``."""
+        if ending not in CALL_ENDINGS:
+            raise ValueError(f"a call ends {', '.join(CALL_ENDINGS)}; not {ending!r}")
+        if placed.status_callback is None:
+            raise ValueError(f"call {placed.sid} was placed without a StatusCallback")
+        steps = ["ringing", "in-progress", ending] if ending == "completed" else [
+            "ringing", ending]
+        return [await self.fire_call_status(placed.status_callback, placed.sid, step)
+                for step in steps]
 
     async def _fetch_message(self, request: Request) -> Response:
         recorded = await self._record(request)

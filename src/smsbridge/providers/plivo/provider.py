@@ -1,5 +1,7 @@
 """Plivo Messaging: send through the Message API, receive V3-signed form webhooks.
 
+Voice-call alerts (the Call API and its callbacks) are in ``calls.py``.
+
 Carrier facts and how sure they are: shared/providers/plivo.md.
 
 Send::
@@ -22,7 +24,6 @@ Status callback (the ``url`` given per message)::
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Sequence
@@ -31,9 +32,16 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import Field, SecretStr
 
-from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError, WebhookRejected
-from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
-from ...core.phone import NumberFormat, to_e164
+from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
+from ...core.messages import (
+    InboundMessage,
+    Media,
+    MessageStatus,
+    OutboundCall,
+    OutboundMessage,
+    StatusUpdate,
+)
+from ...core.phone import NumberFormat
 from ..base import (
     Capabilities,
     Provider,
@@ -44,7 +52,9 @@ from ..base import (
     first,
     header,
 )
-from ..http import CarrierResponse, carrier_request
+from ..http import CarrierResponse, basic_auth, carrier_request
+from ..numbers import inbound_number
+from .calls import call_body, is_call_callback, parse_call_status, speak_xml
 from .signature import signature_matches
 
 SIGNATURE_HEADERS = ("X-Plivo-Signature-V3", "X-Plivo-Signature-Ma-V3")
@@ -87,7 +97,6 @@ DELIVERY_ERROR_REASONS: dict[str, str] = {
 
 # "000" is Plivo's error code of a message that went through.
 _NO_ERROR = frozenset({"", "0", "000"})
-_SHORT_CODE = re.compile(r"[0-9]{3,8}")
 _COUNT = re.compile(r"[0-9]{1,3}")
 _AUTH_ID = r"^[MS]A[A-Z0-9]{18}$"
 
@@ -105,7 +114,7 @@ class PlivoConfig(ProviderConfig):
 
 
 class PlivoProvider(Provider[PlivoConfig]):
-    """Plivo Messaging (SMS, and MMS by URL)."""
+    """Plivo Messaging (SMS, and MMS by URL) and text-to-speech calls."""
 
     key: ClassVar[str] = "plivo"
     name: ClassVar[str] = "Plivo"
@@ -114,7 +123,7 @@ class PlivoProvider(Provider[PlivoConfig]):
         sms=True, mms=True, max_text_length=1600, max_media=10, max_media_bytes=5_000_000,
         inline_media=False,  # Plivo fetches media_urls itself; it takes no uploads here
         number_format=NumberFormat.E164, signature="plivo-v3-hmac-sha256",
-        delivery_receipts=True,
+        delivery_receipts=True, voice=True,
     )
     default_base_url: ClassVar[str] = "https://api.plivo.com"
 
@@ -123,8 +132,7 @@ class PlivoProvider(Provider[PlivoConfig]):
         return self.config.auth_token.get_secret_value()
 
     def _basic_auth(self) -> str:
-        pair = f"{self.config.auth_id}:{self._token}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
+        return basic_auth(self.config.auth_id, self._token)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -146,12 +154,7 @@ class PlivoProvider(Provider[PlivoConfig]):
 
     async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
         """Queue one message; Plivo answers 202 with its message_uuid list."""
-        url = f"{self.base_url}/v1/Account/{self.config.auth_id}/Message/"
-        response = await carrier_request(
-            http, "POST", url, label="Plivo", timeout=self.config.timeout_seconds,
-            secrets=[self._token], json=self.send_body(message),
-            headers={"Accept": "application/json", "Authorization": self._basic_auth()},
-        )
+        response = await self._post("Message", self.send_body(message), http)
         if response.status not in (200, 201, 202):
             raise _send_error(response)
         answer = response.json()
@@ -164,6 +167,33 @@ class PlivoProvider(Provider[PlivoConfig]):
             raise ProviderError("Plivo accepted the message but sent no message_uuid",
                                 retryable=False, code="no_uuid")
         return SendResult(uuids[0], MessageStatus.SENT, None, tuple(uuids[1:]))
+
+    async def place_call(self, call: OutboundCall, http: aiohttp.ClientSession) -> SendResult:
+        """Make a call whose answer_url serves the Speak XML; Plivo answers its request_uuid."""
+        response = await self._post("Call", call_body(call), http)
+        if response.status not in (200, 201, 202):
+            raise _send_error(response)
+        answer = response.json()
+        request_uuid = answer.get("request_uuid") if isinstance(answer, dict) else None
+        if not (isinstance(request_uuid, str) and request_uuid):
+            # Plivo may be dialling already: a retry could ring the callee twice.
+            raise ProviderError("Plivo accepted the call but sent no request_uuid",
+                                retryable=False, code="no_uuid")
+        return SendResult(request_uuid, MessageStatus.SENT)
+
+    def call_answer(self, call: OutboundCall) -> Reply:
+        """The Plivo XML that speaks the call's text, served at its answer URL."""
+        return Reply(200, speak_xml(call), "application/xml")
+
+    async def _post(self, resource: str, body: dict[str, Any], http: aiohttp.ClientSession
+                    ) -> CarrierResponse:
+        """POST ``body`` as JSON to the account's ``resource`` (Message, Call)."""
+        url = f"{self.base_url}/v1/Account/{self.config.auth_id}/{resource}/"
+        return await carrier_request(
+            http, "POST", url, label="Plivo", timeout=self.config.timeout_seconds,
+            secrets=[self._token], json=body,
+            headers={"Accept": "application/json", "Authorization": self._basic_auth()},
+        )
 
     # --- webhooks ------------------------------------------------------------------------
 
@@ -215,8 +245,10 @@ class PlivoProvider(Provider[PlivoConfig]):
         return Reply(200, EMPTY_XML, "application/xml")
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
-        """Read a message status callback."""
+        """Read a message status callback, or the hangup callback of a call."""
         fields = _webhook_fields(request)
+        if is_call_callback(fields):
+            return [parse_call_status(fields)]
         uuid = first(fields, "MessageUUID")
         if not uuid:
             raise MalformedWebhook("Plivo status callback is missing MessageUUID")
@@ -238,7 +270,8 @@ class PlivoProvider(Provider[PlivoConfig]):
             f"In the Plivo console, create (or edit) an Application under Messaging ->"
             f" Applications: Message URL {inbound_url}, method POST; then assign your numbers"
             f" to that application. Status callbacks need no setup: smsbridge passes"
-            f" {status_url} with every message it sends."
+            f" {status_url} with every message it sends. Voice calls need none either: each"
+            f" call names its own answer and hangup URLs."
         )
 
 
@@ -262,17 +295,9 @@ def _webhook_fields(request: WebhookRequest) -> list[tuple[str, str]]:
 
 def _number(fields: Sequence[tuple[str, str]], name: str) -> str:
     """A From/To number in E.164. Plivo writes them as digits without '+'."""
-    value = (first(fields, name) or "").strip()
-    if not value:
-        raise MalformedWebhook(f"Plivo inbound is missing {name}")
-    candidate = "+" + value if value.isdigit() and len(value) > 8 else value
-    try:
-        return to_e164(candidate, field=name)
-    except InvalidPhoneNumber:
-        # A short code (a bank's 2FA sender) can text a Plivo number.
-        if _SHORT_CODE.fullmatch(value):
-            return value
-        raise MalformedWebhook(f"Plivo inbound {name} {value!r} is not a phone number") from None
+    # A short code (a bank's 2FA sender) can text a Plivo number.
+    return inbound_number(first(fields, name), carrier="Plivo", field=name,
+                          international_digits=True)
 
 
 def _media(fields: Sequence[tuple[str, str]]) -> list[Media]:

@@ -1,7 +1,10 @@
 """The sandbox carrier: runs in-process, costs nothing, needs no account.
 
 Every number works. ``delay_ms`` and ``failure_rate`` make it behave like a slow
-or flaky carrier; with ``delivery_receipts`` it confirms delivery at once.
+or flaky carrier; with ``delivery_receipts`` it confirms delivery at once. It places
+voice calls too: nobody's phone rings, and each call is answered at once (with
+``delivery_receipts`` off it stays placed until a receipt says how it ended); a call's
+answer URL serves what would be spoken, as JSON.
 
 Inbound webhook (what ``smsbridge sandbox receive`` posts)::
 
@@ -13,6 +16,7 @@ Inbound webhook (what ``smsbridge sandbox receive`` posts)::
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import Sequence
@@ -22,7 +26,14 @@ import aiohttp
 from pydantic import Field
 
 from ...core.errors import MalformedWebhook, ProviderError
-from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
+from ...core.messages import (
+    InboundMessage,
+    Media,
+    MessageStatus,
+    OutboundCall,
+    OutboundMessage,
+    StatusUpdate,
+)
 from ...core.phone import NumberFormat
 from ..base import (
     UNSIGNED,
@@ -57,6 +68,7 @@ class SandboxProvider(Provider[SandboxConfig]):
         sms=True, mms=True, max_text_length=1600, max_media=10, max_media_bytes=5_000_000,
         inline_media=True, number_format=NumberFormat.E164, delivery_receipts=True,
         signature=UNSIGNED,  # `smsbridge sandbox receive` posts plain JSON
+        voice=True,
     )
 
     def __init__(self, config: SandboxConfig) -> None:
@@ -69,6 +81,19 @@ class SandboxProvider(Provider[SandboxConfig]):
 
     async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
         """Accept the message after the configured delay, or fail at the configured rate."""
+        return await self._accept("sbx")
+
+    async def place_call(self, call: OutboundCall, http: aiohttp.ClientSession) -> SendResult:
+        """Accept the call like a message; with delivery_receipts it is answered at once."""
+        return await self._accept("sbx-call")
+
+    def call_answer(self, call: OutboundCall) -> Reply:
+        """What the sandbox's phone hears, as JSON: lets anyone try a call's answer URL."""
+        spoken = {"say": call.say, "voice": call.voice, "language": call.language,
+                  "repeat": call.repeat}
+        return Reply(200, json.dumps(spoken, ensure_ascii=False).encode(), "application/json")
+
+    async def _accept(self, id_prefix: str) -> SendResult:
         if self.config.delay_ms:
             await asyncio.sleep(self.config.delay_ms / 1000)
         if self.config.failure_rate and self._random.random() < self.config.failure_rate:
@@ -78,7 +103,7 @@ class SandboxProvider(Provider[SandboxConfig]):
                 code="sandbox_failure",
             )
         status = MessageStatus.DELIVERED if self.config.delivery_receipts else MessageStatus.SENT
-        return SendResult(carrier_message_id=f"sbx-{uuid.uuid4().hex}", status=status)
+        return SendResult(carrier_message_id=f"{id_prefix}-{uuid.uuid4().hex}", status=status)
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         """Read the sandbox's JSON inbound message."""

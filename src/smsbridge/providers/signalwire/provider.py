@@ -11,6 +11,11 @@ Send::
 
 Inbound webhook and status callbacks: Twilio's form fields, signed in
 ``X-SignalWire-Signature`` with the project's Signing Key (Twilio's HMAC-SHA1 algorithm).
+
+Voice-call alerts: Twilio's Calls request with inline cXML, at the same place::
+
+    POST https://{space}/api/laml/2010-04-01/Accounts/{ProjectID}/Calls.json
+    To=+1...&From=+1...&Twiml=<Response><Say>Alarm</Say></Response>&StatusCallback=...
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ class SignalWireProvider(TwilioCompatibleProvider[SignalWireConfig]):
     # media by public URL only. Receipts come to the StatusCallback of each message.
     capabilities = Capabilities(
         mms=True, max_media=10, max_media_bytes=5_000_000, delivery_receipts=True,
-        signature="signalwire-hmac-sha1",
+        signature="signalwire-hmac-sha1", voice=True,
     )
     signature_header: ClassVar[str] = "X-SignalWire-Signature"
 
@@ -69,10 +74,9 @@ class SignalWireProvider(TwilioCompatibleProvider[SignalWireConfig]):
         """``https://{space}``, or the configured override."""
         return (self.config.base_url or f"https://{self.config.space}").rstrip("/")
 
-    def messages_url(self) -> str:
-        """``{base}/api/laml/2010-04-01/Accounts/{ProjectID}/Messages.json``."""
-        return (f"{self.base_url}/api/laml/{API_VERSION}/Accounts/{self.config.project_id}"
-                "/Messages.json")
+    def account_url(self) -> str:
+        """``{base}/api/laml/2010-04-01/Accounts/{ProjectID}``: Messages.json, Calls.json."""
+        return f"{self.base_url}/api/laml/{API_VERSION}/Accounts/{self.config.project_id}"
 
     def api_credentials(self) -> tuple[str, str]:
         """HTTP Basic credentials: Project ID and API token."""

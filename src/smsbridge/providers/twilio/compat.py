@@ -1,28 +1,36 @@
-"""The Twilio Messages API shape, shared by Twilio and the carriers that copy it (SignalWire).
+"""The Twilio API shape, shared by Twilio and the carriers that copy it (SignalWire).
 
 One place for the form of a send, the Message resource of its answer, the form webhooks
-(inbound and status callbacks), the status map and the HMAC-SHA1 signature check. A
-carrier subclasses ``TwilioCompatibleProvider`` and says only what differs: where the
-Messages API lives, which credentials it takes, which key signs and in which header.
+(inbound and status callbacks), the status map and the HMAC-SHA1 signature check, and for
+voice alerts the Calls request with its inline TwiML and the call-status callbacks. A
+carrier subclasses ``TwilioCompatibleProvider`` and says only what differs: where its
+account's API lives, which credentials it takes, which key signs and in which header.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit
+from xml.etree import ElementTree
 
 import aiohttp
 
-from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError, WebhookRejected
-from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
-from ...core.phone import to_e164
+from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
+from ...core.messages import (
+    InboundMessage,
+    Media,
+    MessageStatus,
+    OutboundCall,
+    OutboundMessage,
+    StatusUpdate,
+)
 from ..base import ConfigT, Provider, Reply, SendResult, WebhookRequest, first, header
-from ..http import carrier_request, redact
+from ..http import basic_auth, carrier_request, redact
+from ..numbers import inbound_number
 from .errors import delivery_error_reason, is_retryable, send_error
 from .signature import body_matches, signature_matches
 
@@ -47,7 +55,32 @@ STATUS_MAP: dict[str, MessageStatus] = {
     "canceled": MessageStatus.FAILED,
 }
 
-_SHORT_CODE = re.compile(r"[0-9]{3,8}")
+# Call progress reported to a call's StatusCallback when asked for (twilio.md §6; the
+# CallEnumEvent of Twilio's OpenAPI and of SignalWire's compatibility SDK).
+CALL_PROGRESS_EVENTS = ("initiated", "ringing", "answered", "completed")
+
+# CallStatus of a call-status callback (CallEnumStatus of the same specs, and the "initiated"
+# of the progress events), mapped onto ours: a call that ends "completed" was answered;
+# each failure keeps its word as the error code (core.messages.CALL_FAILURE_ANSWERS).
+CALL_STATUS_MAP: dict[str, MessageStatus] = {
+    "queued": MessageStatus.SENT,
+    "initiated": MessageStatus.SENT,
+    "ringing": MessageStatus.SENT,
+    "in-progress": MessageStatus.SENT,
+    "completed": MessageStatus.DELIVERED,
+    "busy": MessageStatus.FAILED,
+    "no-answer": MessageStatus.FAILED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.FAILED,
+}
+CALL_FAILURE_REASONS: dict[str, str] = {
+    "busy": "the line was busy",
+    "no-answer": "nobody answered",
+    "failed": "the call could not be connected (a wrong or unreachable number, or a carrier"
+              " error)",
+    "canceled": "the call was canceled before it was answered",
+}
+
 _COUNT = re.compile(r"[0-9]+")
 
 
@@ -58,8 +91,16 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
     signature_header: ClassVar[str]
 
     @abstractmethod
+    def account_url(self) -> str:
+        """The account's resource URL, ``.../2010-04-01/Accounts/{sid}``."""
+
     def messages_url(self) -> str:
         """The Messages resource list URL a send is POSTed to."""
+        return f"{self.account_url()}/Messages.json"
+
+    def calls_url(self) -> str:
+        """The Calls resource list URL a voice call is POSTed to."""
+        return f"{self.account_url()}/Calls.json"
 
     @abstractmethod
     def api_credentials(self) -> tuple[str, str]:
@@ -82,8 +123,7 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
         return ""
 
     def _basic_auth(self) -> str:
-        user, password = self.api_credentials()
-        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return basic_auth(*self.api_credentials())
 
     # --- sending -------------------------------------------------------------------------
 
@@ -101,23 +141,52 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
 
     async def send(self, message: OutboundMessage, http: aiohttp.ClientSession) -> SendResult:
         """Create a Message resource; the API answers 201 with its sid."""
-        form = self.send_form(message)
+        body = await self._create(http, self.messages_url(), self.send_form(message))
+        return self._send_result(body)
+
+    async def _create(self, http: aiohttp.ClientSession, url: str,
+                      form: list[tuple[str, str]]) -> bytes:
+        """POST a resource's form; the body of a 200/201 answer, else the mapped error."""
         response = await carrier_request(
-            http, "POST", self.messages_url(), label=self.name,
+            http, "POST", url, label=self.name,
             timeout=self.config.timeout_seconds, secrets=self.secrets(), data=form,
             headers={"Accept": "application/json", "Authorization": self._basic_auth()},
         )
         if response.status not in (200, 201):
             raise send_error(response, self.name)
-        return self._send_result(response.body)
+        return response.body
+
+    # --- voice calls -----------------------------------------------------------------------
+
+    def call_form(self, call: OutboundCall) -> list[tuple[str, str]]:
+        """The form fields of the Calls API request for ``call``: its TwiML goes inline."""
+        form = [("To", call.to_number), ("From", call.from_number),
+                ("Twiml", say_twiml(call))]
+        if call.status_callback_url:
+            form.append(("StatusCallback", call.status_callback_url))
+            # Several events: repeat the key, as for MediaUrl.
+            form.extend(("StatusCallbackEvent", event) for event in CALL_PROGRESS_EVENTS)
+            form.append(("StatusCallbackMethod", "POST"))
+        return form
+
+    async def place_call(self, call: OutboundCall, http: aiohttp.ClientSession) -> SendResult:
+        """Create a Call resource that speaks the call's text; the API answers 201 with its sid."""
+        body = await self._create(http, self.calls_url(), self.call_form(call))
+        resource = _json_object(body)
+        sid = resource.get("sid") if resource is not None else None
+        if not isinstance(sid, str) or not sid:
+            # The carrier may be ringing the phone already; a retry could ring it twice.
+            raise ProviderError(
+                f"{self.name} accepted the call but its answer carried no call sid",
+                retryable=False, code="no_sid",
+            )
+        return SendResult(sid, MessageStatus.SENT)
 
     def _send_result(self, body: bytes) -> SendResult:
         """Read the Message resource of a 201 answer."""
-        try:
-            resource = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            resource = None
-        if not isinstance(resource, dict) or not isinstance(resource.get("sid"), str):
+        resource = _json_object(body)
+        sid = resource.get("sid") if resource is not None else None
+        if resource is None or not isinstance(sid, str):
             # The carrier may have queued the message; a retry could text the recipient twice.
             raise ProviderError(
                 f"{self.name} accepted the request but its answer carried no message sid",
@@ -133,7 +202,7 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
                 code=str(error_code),
             )
         segments = _positive_int(resource.get("num_segments"))
-        return SendResult(resource["sid"], MessageStatus.SENT, segments)
+        return SendResult(sid, MessageStatus.SENT, segments)
 
     # --- webhooks ------------------------------------------------------------------------
 
@@ -183,9 +252,11 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
         return Reply(200, EMPTY_TWIML, "application/xml")
 
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
-        """Read a per-message status callback."""
+        """Read a per-message status callback, or a call's (CallSid, and no MessageSid)."""
         fields = _webhook_fields(request)
         sid = _first_present(fields, "MessageSid", "SmsSid")
+        if sid is None and _first_present(fields, "CallSid") is not None:
+            return [self._call_status(fields)]
         if sid is None:
             raise MalformedWebhook(f"{self.name} status callback is missing MessageSid")
         raw_status = _first_present(fields, "MessageStatus", "SmsStatus")
@@ -203,24 +274,27 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
                                        self.name)
         return [StatusUpdate(sid, status, error_code, reason)]
 
+    def _call_status(self, fields: Sequence[tuple[str, str]]) -> StatusUpdate:
+        """Read a call-status callback: ringing and answered are ``sent``, the end is final."""
+        sid = _first_present(fields, "CallSid")
+        raw_status = _first_present(fields, "CallStatus")
+        if sid is None or raw_status is None:
+            raise MalformedWebhook(f"{self.name} call status callback is missing CallStatus")
+        word = raw_status.lower()
+        status = CALL_STATUS_MAP.get(word)
+        if status is None:
+            raise MalformedWebhook(f"{self.name} CallStatus {raw_status!r} is not a call status")
+        if status is not MessageStatus.FAILED:
+            return StatusUpdate(sid, status)
+        return StatusUpdate(sid, status, word, CALL_FAILURE_REASONS[word])
+
     def status_reply(self, updates: Sequence[StatusUpdate]) -> Reply:
         """The carrier ignores the body of a status callback's answer."""
         return Reply(200, b"", "text/plain; charset=utf-8")
 
     def _number(self, fields: Sequence[tuple[str, str]], name: str) -> str:
         """A From/To number in E.164; short codes pass through as digits."""
-        value = first(fields, name)
-        if not value:
-            raise MalformedWebhook(f"{self.name} inbound is missing {name}")
-        try:
-            return to_e164(value, field=name)
-        except InvalidPhoneNumber:
-            # A US short code (e.g. a bank's 2FA sender) can text the number.
-            if _SHORT_CODE.fullmatch(value):
-                return value
-            raise MalformedWebhook(
-                f"{self.name} inbound {name} {value!r} is not a phone number"
-            ) from None
+        return inbound_number(first(fields, name), carrier=self.name, field=name)
 
     def _media(self, fields: Sequence[tuple[str, str]]) -> list[Media]:
         """MediaUrl{N} / MediaContentType{N} for N < NumMedia."""
@@ -243,6 +317,32 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
             content_type = first(fields, f"MediaContentType{index}") or "application/octet-stream"
             media.append(Media(content_type=content_type, url=url))
         return media
+
+
+def say_twiml(call: OutboundCall) -> str:
+    """``<Response><Say ...>text</Say></Response>``: the call's TwiML, escaped by ElementTree.
+
+    ``voice`` and ``language`` are left out for the carrier's default; ``loop`` repeats.
+    """
+    attributes: dict[str, str] = {}
+    if call.voice:
+        attributes["voice"] = call.voice
+    if call.language:
+        attributes["language"] = call.language
+    if call.repeat != 1:
+        attributes["loop"] = str(call.repeat)
+    response = ElementTree.Element("Response")
+    ElementTree.SubElement(response, "Say", attributes).text = call.say
+    return ElementTree.tostring(response, encoding="unicode")
+
+
+def _json_object(body: bytes) -> dict[str, object] | None:
+    """A resource from an API answer: the JSON object of ``body``, or None."""
+    try:
+        resource = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return resource if isinstance(resource, dict) else None
 
 
 def _webhook_fields(request: WebhookRequest) -> list[tuple[str, str]]:

@@ -15,6 +15,15 @@ Inbound webhook (the number's or Messaging Service's "A message comes in" URL)::
 Status callback (the StatusCallback given per message)::
 
     POST <status url>   MessageSid=SM...&MessageStatus=undelivered&ErrorCode=30003&...
+
+Voice-call alert, and its call-status callbacks at the same status URL::
+
+    POST {base}/2010-04-01/Accounts/{AccountSid}/Calls.json
+    To=+1...&From=+1...&Twiml=<Response><Say voice="Polly.Joanna" loop="2">Alarm</Say></Response>
+    &StatusCallback=<status url>&StatusCallbackEvent=initiated&StatusCallbackEvent=ringing
+    &StatusCallbackEvent=answered&StatusCallbackEvent=completed&StatusCallbackMethod=POST
+
+    POST <status url>   CallSid=CA...&CallStatus=busy&AccountSid=AC...&From=...&To=...
 """
 
 from __future__ import annotations
@@ -55,12 +64,13 @@ class TwilioProvider(TwilioCompatibleProvider[TwilioConfig]):
         sms=True, mms=True, max_text_length=1600, max_media=10, max_media_bytes=5_000_000,
         inline_media=False,  # Twilio fetches media from a public URL; it takes no uploads
         number_format=NumberFormat.E164, signature="twilio-hmac-sha1", delivery_receipts=True,
+        voice=True,
     )
     default_base_url: ClassVar[str] = "https://api.twilio.com"
 
-    def messages_url(self) -> str:
-        """``{base}/2010-04-01/Accounts/{AccountSid}/Messages.json`` (twilio.md §1)."""
-        return f"{self.base_url}/{API_VERSION}/Accounts/{self.config.account_sid}/Messages.json"
+    def account_url(self) -> str:
+        """``{base}/2010-04-01/Accounts/{AccountSid}``; Messages.json and Calls.json below it."""
+        return f"{self.base_url}/{API_VERSION}/Accounts/{self.config.account_sid}"
 
     def api_credentials(self) -> tuple[str, str]:
         """HTTP Basic credentials: Account SID and Auth Token (twilio.md §1)."""

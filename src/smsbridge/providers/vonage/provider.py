@@ -18,23 +18,45 @@ Inbound webhook (GET query, POST form or POST JSON, as set in the dashboard)::
 Delivery receipt (the ``callback`` given per message)::
 
     msisdn=14385550123&to=15145550100&messageId=...&status=delivered&err-code=0&...
+
+Voice-call alerts go through the Voice API with a Vonage application's key: ``voice.py``
+(the call and its events) and ``tokens.py`` (its JWTs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 import aiohttp
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError, WebhookRejected
-from ...core.messages import InboundMessage, MessageStatus, OutboundMessage, StatusUpdate
-from ...core.phone import NumberFormat, format_number, to_e164
+from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
+from ...core.messages import (
+    InboundMessage,
+    MessageStatus,
+    OutboundCall,
+    OutboundMessage,
+    StatusUpdate,
+)
+from ...core.phone import NumberFormat, format_number
 from ...core.segments import count_segments
-from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest
+from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest, header
 from ..http import CarrierResponse, carrier_request
+from ..numbers import inbound_number
 from .signature import signature_matches
+from .tokens import application_token, load_private_key, webhook_claims
+from .voice import call_body, is_call_event, parse_call_event
+
+# The Voice API lives on another host than the SMS API (a configured base_url serves both).
+VOICE_BASE_URL = "https://api.nexmo.com"
+VOICE_KEYS = ("application_id", "private_key")
 
 # The SMS API's per-message status codes ("SMS API error codes"). 1, 5 and 10 pass later;
 # every other refusal is final (an unroutable or barred number never becomes valid).
@@ -104,10 +126,38 @@ class VonageConfig(ProviderConfig):
     signature_method: SignatureMethod = Field(
         "md5hash", description="the signature method chosen in the dashboard: md5hash,"
         " md5, sha1, sha256 or sha512 (the last four are HMAC)")
+    application_id: str | None = Field(
+        None, min_length=1, description="voice calls: the id of a Vonage application with"
+        " Voice enabled (Applications in the dashboard); leave empty to send texts only")
+    private_key: SecretStr | None = Field(
+        None, description="voice calls: that application's private key, the PEM text of the"
+        " private.key file the dashboard downloads")
+
+    @field_validator("private_key")
+    @classmethod
+    def _private_key_is_rsa_pem(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                load_private_key(value.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"private_key {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _voice_keys_come_together(self) -> VonageConfig:
+        if (self.application_id is None) != (self.private_key is None):
+            raise ValueError("application_id and private_key go together: set both to place"
+                             " voice calls, or neither")
+        return self
+
+    @property
+    def voice_ready(self) -> bool:
+        """Whether the keys the Voice API needs are set."""
+        return self.application_id is not None and self.private_key is not None
 
 
 class VonageProvider(Provider[VonageConfig]):
-    """Vonage SMS API (SMS only; the SMS API carries no MMS)."""
+    """Vonage SMS API (SMS only; the SMS API carries no MMS), and Voice API calls."""
 
     key: ClassVar[str] = "vonage"
     name: ClassVar[str] = "Vonage"
@@ -117,8 +167,16 @@ class VonageProvider(Provider[VonageConfig]):
         # Unconfirmed: Vonage splits long texts itself; 1600 is the common ceiling.
         max_text_length=1600,
         number_format=NumberFormat.DIGITS, signature="vonage-sig", delivery_receipts=True,
+        voice=True,
     )
     default_base_url: ClassVar[str] = "https://rest.nexmo.com"
+
+    def __init__(self, config: VonageConfig) -> None:
+        super().__init__(config)
+        if not config.voice_ready:
+            # The gateway reads a connection's capabilities from its provider: a call to an
+            # account without a Voice application is refused before it is queued.
+            self.capabilities = replace(VonageProvider.capabilities, voice=False)
 
     @property
     def _secret(self) -> str:
@@ -152,16 +210,50 @@ class VonageProvider(Provider[VonageConfig]):
             raise response.error(f"Vonage answered HTTP {response.status}")
         return _send_result(response)
 
+    # --- voice calls ---------------------------------------------------------------------
+
+    async def place_call(self, call: OutboundCall, http: aiohttp.ClientSession) -> SendResult:
+        """Create a call that speaks ``call.say``; Vonage answers the call's uuid."""
+        config = self.config
+        if config.application_id is None or config.private_key is None:
+            raise ProviderError(
+                "Vonage places calls through a Voice application: set application_id and"
+                " private_key in this connection's settings", retryable=False,
+                code="calls_unsupported")
+        token = application_token(config.application_id,
+                                  load_private_key(config.private_key.get_secret_value()),
+                                  time.time())
+        response = await carrier_request(
+            http, "POST", f"{(config.base_url or VOICE_BASE_URL).rstrip('/')}/v1/calls",
+            label="Vonage Voice", timeout=config.timeout_seconds, secrets=[token],
+            json=call_body(call),
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        )
+        if response.status not in (200, 201):
+            raise _voice_error(response)
+        answer = response.json()
+        call_uuid = answer.get("uuid") if isinstance(answer, dict) else None
+        if not (isinstance(call_uuid, str) and call_uuid):
+            # Vonage may be dialling already: a retry could ring the callee twice.
+            raise ProviderError("Vonage accepted the call but sent no uuid", retryable=False,
+                                code="no_uuid")
+        return SendResult(call_uuid, MessageStatus.SENT)
+
     # --- webhooks ------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> None:
-        """Check ``sig`` when a signature secret is configured; without one, accept.
+        """Check the signature when a signature secret is configured; without one, accept.
 
-        Vonage signs only when the account's signed webhooks are on; with no
-        ``signature_secret`` the connection's URL token is all that guards it.
+        SMS webhooks carry a ``sig`` parameter (when the account's signed webhooks are
+        on); call events carry an HS256 JWT in ``Authorization``. With no
+        ``signature_secret`` the connection's URL token is all that guards either.
         """
         secret = self.config.signature_secret
         if secret is None or not secret.get_secret_value():
+            return
+        bearer = _bearer_token(request)
+        if bearer is not None:
+            self._verify_token(request, bearer, secret.get_secret_value())
             return
         params = _webhook_params(request)
         given = params.get("sig")
@@ -194,9 +286,26 @@ class VonageProvider(Provider[VonageConfig]):
                 raise MalformedWebhook(f"Vonage concat-part {part} is over concat-total {total}")
         return [InboundMessage(message_id, sender, recipient, text)]
 
+    def _verify_token(self, request: WebhookRequest, token: str, secret: str) -> None:
+        """Check a call event's JWT: our signature secret, our API key, this very body."""
+        try:
+            claims = webhook_claims(token, secret, time.time())
+        except ValueError as exc:
+            raise WebhookRejected(f"Vonage call event refused: {exc}; is signature_secret the"
+                                  " dashboard's?") from None
+        api_key = claims.get("api_key")
+        if api_key is not None and api_key != self.config.api_key:
+            raise WebhookRejected("the Vonage call event was signed for another API key")
+        payload_hash = claims.get("payload_hash")
+        if payload_hash is not None and not _body_matches(request.body, str(payload_hash)):
+            raise WebhookRejected("the Vonage call event's body is not the one its token signs"
+                                  " (payload_hash)")
+
     def parse_status(self, request: WebhookRequest) -> list[StatusUpdate]:
-        """Read a delivery receipt."""
+        """Read a delivery receipt, or the event of a call."""
         params = _webhook_params(request)
+        if is_call_event(params):
+            return parse_call_event(params)
         message_id = _required(params, "messageId")
         raw = _required(params, "status")
         status = RECEIPT_STATUSES.get(raw.lower())
@@ -215,6 +324,9 @@ class VonageProvider(Provider[VonageConfig]):
             f" and set the inbound webhook of your numbers (Numbers -> Your numbers, or the"
             f" account default) to {inbound_url}, method POST. Delivery receipts need no"
             f" setup: smsbridge passes {status_url} as the callback of every message."
+            f" Voice calls need an application with Voice enabled (Applications -> Create):"
+            f" put its id in application_id and its private key in private_key; each call"
+            f" names {status_url} as its event URL."
         )
 
 
@@ -242,6 +354,36 @@ def _send_result(response: CarrierResponse) -> SendResult:
             f"Vonage accepted {len(ids)} of {len(parts)} parts, then refused one: {text}",
             code=code, retryable=False)
     raise response.error(f"Vonage: {text}", code=code, retryable=code in RETRYABLE_SEND_CODES)
+
+
+def _voice_error(response: CarrierResponse) -> ProviderError:
+    """The ProviderError of a Voice API answer that was not a success."""
+    answer = response.json()
+    if not isinstance(answer, dict) or not (answer.get("title") or answer.get("detail")):
+        return response.error(f"Vonage Voice answered HTTP {response.status}")
+    words = [str(answer[key]) for key in ("title", "detail") if answer.get(key)]
+    return response.error("Vonage Voice: " + ": ".join(words))
+
+
+def _bearer_token(request: WebhookRequest) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if the request has one."""
+    scheme, _, token = (header(request, "Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _body_matches(body: bytes, payload_hash: str) -> bool:
+    """Whether ``payload_hash`` is the SHA-256 of the body Vonage sent.
+
+    Vonage hashes the payload as compact JSON; the body as received is tried first, then
+    its compact re-serialisation, so a body with other spacing still matches.
+    """
+    candidates = [body]
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        candidates.append(json.dumps(json.loads(body), separators=(",", ":"),
+                                     ensure_ascii=False).encode("utf-8"))
+    given = payload_hash.strip().lower().encode("utf-8", "replace")
+    return any(hmac.compare_digest(hashlib.sha256(c).hexdigest().encode("ascii"), given)
+               for c in candidates)
 
 
 def _wire_number(number: str) -> str:
@@ -281,16 +423,8 @@ def _required(params: dict[str, str], name: str) -> str:
 
 def _number(params: dict[str, str], name: str) -> str:
     """A number in E.164; Vonage writes digits without '+'. Short codes and names stay."""
-    value = _required(params, name)
-    candidate = "+" + value if value.isdigit() and len(value) > 8 else value
-    try:
-        return to_e164(candidate, field=name)
-    except InvalidPhoneNumber:
-        if value.isdigit() and len(value) <= 8:
-            return value  # a short code
-        if value.isalnum() and len(value) <= 11:
-            return value  # an alphanumeric sender id
-        raise MalformedWebhook(f"Vonage {name} {value!r} is not a phone number") from None
+    return inbound_number(params.get(name), carrier="Vonage", field=name,
+                          international_digits=True)
 
 
 def _count(params: dict[str, str], name: str) -> int:
