@@ -18,7 +18,6 @@ Run on its own: ``python -m smsbridge.testing.fake_bandwidth --port 9011``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import re
@@ -39,6 +38,7 @@ from .fake_base import (
     RecordedRequest,
     WebhookAnswer,
     basic_auth_ok,
+    fake_parser,
     send_webhook,
     serve,
 )
@@ -253,9 +253,7 @@ class FakeBandwidth(FakeCarrier[RecordedRequest, SentMessage, FailWith]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Bandwidth account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Bandwidth Messaging API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9011, help="port to listen on")
+    parser = fake_parser("Bandwidth Messaging API", 9011)
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID, help="account id")
     parser.add_argument("--username", default=DEFAULT_USERNAME, help="API username")
     parser.add_argument("--password", default=DEFAULT_PASSWORD, help="API password")

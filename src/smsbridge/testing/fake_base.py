@@ -7,6 +7,7 @@ webhook formats, so each fake stays an independent model of its carrier.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import hmac
@@ -136,6 +137,15 @@ async def send_webhook(method: str, url: str, *, data: Any, headers: dict[str, s
     ) as resp:
         headers_out = {name.lower(): value for name, value in resp.headers.items()}
         return resp.status, headers_out, await resp.read()
+
+
+def fake_parser(what: str, port: int) -> argparse.ArgumentParser:
+    """The command line of a fake carrier: ``--host`` and ``--port`` (each fake its own
+    default, so that several run side by side); the fake adds its credentials."""
+    parser = argparse.ArgumentParser(description=f"A fake {what} for smsbridge")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=port, help="port to listen on")
+    return parser
 
 
 def serve(app: Any, host: str, port: int, banner: str) -> None:

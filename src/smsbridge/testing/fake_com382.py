@@ -22,7 +22,6 @@ Run on its own: ``python -m smsbridge.testing.fake_com382 --port 9382``.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import re
@@ -35,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from .fake_base import FakeCarrier, WebhookAnswer, send_webhook, serve
+from .fake_base import FakeCarrier, WebhookAnswer, fake_parser, send_webhook, serve
 
 DEFAULT_USERNAME = "acme382"
 DEFAULT_PASSWORD = "Pa55&word=382"  # '&' and '=' prove the sender escapes the query
@@ -148,9 +147,7 @@ def _answer(text: str) -> PlainTextResponse:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake 382 Communications sendsms.cgi with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake 382 Communications API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9382, help="port to listen on")
+    parser = fake_parser("382 Communications API", 9382)
     parser.add_argument("--username", default=DEFAULT_USERNAME, help="API user (user=)")
     parser.add_argument("--password", default=DEFAULT_PASSWORD, help="API password (pass=)")
     args = parser.parse_args(argv)

@@ -16,7 +16,6 @@ Run on its own: ``python -m smsbridge.testing.fake_flowroute --port 9010``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import secrets
@@ -30,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .fake_base import FakeCarrier, basic_auth_ok, send_webhook, serve
+from .fake_base import FakeCarrier, basic_auth_ok, fake_parser, send_webhook, serve
 
 DEFAULT_ACCESS_KEY = "61f1a2b3"
 DEFAULT_SECRET_KEY = "Fl0wr0uteS3cretKey0123456789abcd"
@@ -235,9 +234,7 @@ class FakeFlowroute(FakeCarrier[RecordedRequest, SentMessage, str]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Flowroute account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Flowroute Messaging API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9010, help="port to listen on")
+    parser = fake_parser("Flowroute Messaging API", 9010)
     parser.add_argument("--access-key", default=DEFAULT_ACCESS_KEY, help="API Access Key")
     parser.add_argument("--secret-key", default=DEFAULT_SECRET_KEY, help="API Secret Key")
     args = parser.parse_args(argv)

@@ -20,7 +20,6 @@ Run on its own: ``python -m smsbridge.testing.fake_peerless --port 9011``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -32,7 +31,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .fake_base import FakeCarrier, RecordedRequest, WebhookAnswer, basic_auth_ok, send_webhook
+from .fake_base import (
+    FakeCarrier,
+    RecordedRequest,
+    WebhookAnswer,
+    basic_auth_ok,
+    fake_parser,
+    send_webhook,
+)
 from .fake_base import serve as serve_app
 
 DEFAULT_ACCOUNT = "300417"
@@ -188,9 +194,7 @@ class FakePeerless(FakeCarrier[RecordedRequest, SentMessage, str]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Peerless messaging account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Peerless send URL for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9011, help="port to listen on")
+    parser = fake_parser("Peerless send URL", 9014)
     parser.add_argument("--account", default=DEFAULT_ACCOUNT, help="account number in the URL")
     parser.add_argument("--username", default=DEFAULT_USERNAME, help="HTTP Basic user name")
     parser.add_argument("--password", default=DEFAULT_PASSWORD, help="HTTP Basic password")

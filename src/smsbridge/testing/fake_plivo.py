@@ -19,7 +19,6 @@ Run on its own: ``python -m smsbridge.testing.fake_plivo --port 9003``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -44,6 +43,7 @@ from .fake_base import (
     RecordedRequest,
     WebhookAnswer,
     basic_auth_ok,
+    fake_parser,
     send_webhook,
     serve,
 )
@@ -368,9 +368,7 @@ class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Plivo account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Plivo Message API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9003, help="port to listen on")
+    parser = fake_parser("Plivo Message API", 9004)
     parser.add_argument("--auth-id", default=DEFAULT_AUTH_ID,
                         help="Auth ID clients must use (MA/SA + 18 characters)")
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN,

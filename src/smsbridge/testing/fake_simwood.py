@@ -23,7 +23,6 @@ Run on its own: ``python -m smsbridge.testing.fake_simwood --port 9011``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import secrets
@@ -44,6 +43,7 @@ from .fake_base import (
     RecordedRequest,
     WebhookAnswer,
     basic_auth_ok,
+    fake_parser,
     send_webhook,
     serve,
 )
@@ -227,9 +227,7 @@ class FakeSimwood(FakeCarrier[RecordedRequest, SentMessage, str]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Simwood account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Simwood v3 SMS API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9011, help="port to listen on")
+    parser = fake_parser("Simwood v3 SMS API", 9015)
     parser.add_argument("--account", default=DEFAULT_ACCOUNT, help="account number")
     parser.add_argument("--username", default=DEFAULT_USERNAME, help="API username")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key")

@@ -18,7 +18,6 @@ Run on its own: ``python -m smsbridge.testing.fake_sinch --port 9011``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -36,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .fake_base import FakeCarrier, RecordedRequest, WebhookAnswer, send_webhook, serve
+from .fake_base import FakeCarrier, RecordedRequest, WebhookAnswer, fake_parser, send_webhook, serve
 
 DEFAULT_SERVICE_PLAN_ID = "jd63jf88477ll123ab4567cd89012ef3"
 DEFAULT_API_TOKEN = "s1nchT0kenAbCdEf0123456789abcdef"
@@ -257,9 +256,7 @@ class FakeSinch(FakeCarrier[RecordedRequest, SentBatch, tuple[str, str]]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Sinch service plan with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Sinch SMS REST API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9011, help="port to listen on")
+    parser = fake_parser("Sinch SMS REST API", 9013)
     parser.add_argument("--service-plan-id", default=DEFAULT_SERVICE_PLAN_ID,
                         help="service plan ID")
     parser.add_argument("--api-token", default=DEFAULT_API_TOKEN, help="API token")

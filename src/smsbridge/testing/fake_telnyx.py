@@ -17,7 +17,6 @@ Run on its own: ``python -m smsbridge.testing.fake_telnyx --port 9003``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import hmac
@@ -38,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.segments import count_segments
-from .fake_base import FakeCarrier, RecordedRequest, send_webhook, serve
+from .fake_base import FakeCarrier, RecordedRequest, fake_parser, send_webhook, serve
 
 DEFAULT_API_KEY = "KEY0FAKE" + "5ca1ab1e" * 6
 MAX_TEXT = 1600
@@ -315,9 +314,7 @@ class FakeTelnyx(FakeCarrier[RecordedRequest, SentMessage, str]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Telnyx account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Telnyx Messaging API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9003, help="port to listen on")
+    parser = fake_parser("Telnyx Messaging API", 9003)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key clients must use")
     args = parser.parse_args(argv)
     fake = FakeTelnyx(args.api_key)

@@ -16,7 +16,6 @@ Run on its own: ``python -m smsbridge.testing.fake_twilio --port 9002``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import hashlib
@@ -38,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.segments import count_segments
-from .fake_base import FakeCarrier, basic_auth_ok, send_webhook, serve
+from .fake_base import FakeCarrier, basic_auth_ok, fake_parser, send_webhook, serve
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "AC" + "5ca1ab1e" * 4
@@ -574,9 +573,7 @@ def _region(number: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Twilio account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Twilio Messages API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9002, help="port to listen on")
+    parser = fake_parser("Twilio Messages API", 9002)
     parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID,
                         help="Account SID clients must use (AC + 32 hex)")
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN,

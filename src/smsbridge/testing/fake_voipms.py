@@ -9,7 +9,6 @@ Run it alone with ``python -m smsbridge.testing.fake_voipms --port 9001``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
@@ -28,6 +27,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from .fake_base import fake_parser, serve
 
 SEND_METHODS = frozenset({"sendSMS", "sendMMS"})
 KNOWN_METHODS = frozenset({"sendSMS", "sendMMS", "getSMS", "getMMS"})
@@ -335,18 +336,13 @@ async def _form_fields(request: Request) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve the fake VoIP.ms API with uvicorn."""
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description="A fake VoIP.ms REST/JSON API.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument("--username", default="me@example.com")
-    parser.add_argument("--api-password", default="secret")
+    parser = fake_parser("VoIP.ms REST/JSON API", 9001)
+    parser.add_argument("--username", default="me@example.com", help="API user (e-mail)")
+    parser.add_argument("--api-password", default="secret", help="API password")
     args = parser.parse_args(argv)
     fake = FakeVoipms(username=args.username, api_password=args.api_password)
-    print(f"fake VoIP.ms API on http://{args.host}:{args.port}/api/v1/rest.php "
-          f"(user {args.username})")
-    uvicorn.run(fake.app, host=args.host, port=args.port, log_level="info")
+    serve(fake.app, args.host, args.port, f"fake VoIP.ms API on http://{args.host}:{args.port}"
+          f"/api/v1/rest.php (user {args.username})")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ Run on its own: ``python -m smsbridge.testing.fake_voipnumber --port 9012``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import time
@@ -41,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .fake_base import FakeCarrier, RecordedRequest, WebhookAnswer, send_webhook, serve
+from .fake_base import FakeCarrier, RecordedRequest, WebhookAnswer, fake_parser, send_webhook, serve
 
 DEFAULT_ACCOUNT_ID = "a7c1e0f2-5b3d-4e8a-9f10-2c4d6e8fa0b1"
 DEFAULT_API_TOKEN = "vn_T0ken3f9a1c2b7d4e6f8091a2b3c4d5e6"
@@ -183,9 +182,7 @@ class FakeVoipNumber(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake VoIP Number account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake VoIP Number SMS API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9012, help="port to listen on")
+    parser = fake_parser("VoIP Number SMS API", 9012)
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID, help="accountId")
     parser.add_argument("--api-token", default=DEFAULT_API_TOKEN, help="apiToken")
     parser.add_argument("--send-path", default=DEFAULT_SEND_PATH, help="path of the send API")

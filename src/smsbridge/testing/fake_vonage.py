@@ -23,7 +23,6 @@ Run on its own: ``python -m smsbridge.testing.fake_vonage --port 9007``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -47,7 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.segments import count_segments
-from .fake_base import FakeCarrier, RecordedRequest, WebhookAnswer, send_webhook, serve
+from .fake_base import FakeCarrier, RecordedRequest, WebhookAnswer, fake_parser, send_webhook, serve
 
 # The problem "title" the Voice API gives with each HTTP status (its answers are RFC 7807-ish).
 VOICE_TITLES = {400: "Bad Request", 401: "Unauthorized", 402: "Low balance",
@@ -473,9 +472,7 @@ def _problem(http_status: int, detail: str) -> JSONResponse:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a fake Vonage account with uvicorn."""
-    parser = argparse.ArgumentParser(description="A fake Vonage SMS and Voice API for smsbridge")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9007, help="port to listen on")
+    parser = fake_parser("Vonage SMS and Voice API", 9007)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key clients must use")
     parser.add_argument("--api-secret", default=DEFAULT_API_SECRET,
                         help="API secret clients must use")
