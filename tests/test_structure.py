@@ -101,6 +101,8 @@ PLUGIN_EXTRAS = {
     "get_provider_class", "provider_keys",
     # Voice alerts: the call a provider places and the words a call's outcome is told in.
     "OutboundCall", "CALL_ANSWERED", "CALL_FAILURE_ANSWERS",
+    # Setup helpers (Home Assistant's config flow): the credentials check and number list.
+    "AccountInfo", "CredentialsRejected", "read_account", "linked_pages", "e164_numbers",
 }
 
 

@@ -8,6 +8,7 @@ Every error smsbridge raises on purpose derives from ``SmsBridgeError``::
     │   └── IdempotencyKeyReused an Idempotency-Key already used for a different request
     ├── ConfigError              a bad configuration key; names the key and the reason
     ├── ProviderError            a carrier refused or failed a request; says if a retry can help
+    │   └── CredentialsRejected  the carrier refused the credentials themselves; says how (kind)
     ├── WebhookRejected          an inbound carrier request failed its token or signature (403)
     ├── MalformedWebhook         an inbound carrier request could not be parsed (400)
     └── StoreUnavailable         the database cannot be used; says what to do about it
@@ -103,3 +104,25 @@ class StoreUnavailable(SmsBridgeError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class CredentialsRejected(ProviderError):
+    """A carrier refused the credentials themselves, so no retry can help.
+
+    ``kind`` says how, for a setup form to explain it: ``invalid_auth`` (wrong or missing
+    credentials), ``api_disabled`` (right credentials, but API access is off for the
+    account) or ``ip_not_allowed`` (this host's address is not on the account's API
+    allow-list; ``seen_ip`` is the address the carrier saw, when it says which).
+    """
+
+    KINDS = frozenset({"invalid_auth", "api_disabled", "ip_not_allowed"})
+
+    def __init__(self, reason: str, *, kind: str, seen_ip: str | None = None) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown kind {kind!r}; one of {sorted(self.KINDS)}")
+        super().__init__(reason, retryable=False, code=kind)
+        self.kind = kind
+        self.seen_ip = seen_ip
+
+    def __repr__(self) -> str:
+        return f"CredentialsRejected({self.reason!r}, kind={self.kind!r}, seen_ip={self.seen_ip!r})"

@@ -5,7 +5,12 @@ everything a provider implements, receives, returns and raises is named here.
 Importing it loads no carrier: the registry imports each one when first asked.
 """
 
-from ..core.errors import MalformedWebhook, ProviderError, WebhookRejected
+from ..core.errors import (
+    CredentialsRejected,
+    MalformedWebhook,
+    ProviderError,
+    WebhookRejected,
+)
 from ..core.messages import (
     CALL_ANSWERED,
     CALL_FAILURE_ANSWERS,
@@ -19,12 +24,16 @@ from ..core.messages import (
 from ..core.phone import NumberFormat
 from .base import (
     UNSIGNED,
+    AccountInfo,
     Capabilities,
     Provider,
     ProviderConfig,
     Reply,
     SendResult,
     WebhookRequest,
+    e164_numbers,
+    linked_pages,
+    read_account,
 )
 from .http import (
     CarrierResponse,
@@ -41,8 +50,10 @@ __all__ = [
     "CALL_ANSWERED",
     "CALL_FAILURE_ANSWERS",
     "UNSIGNED",
+    "AccountInfo",
     "Capabilities",
     "CarrierResponse",
+    "CredentialsRejected",
     "InboundMessage",
     "MalformedWebhook",
     "Media",
@@ -61,10 +72,13 @@ __all__ = [
     "WebhookRequest",
     "basic_auth",
     "carrier_request",
+    "e164_numbers",
     "get_provider_class",
     "inbound_number",
+    "linked_pages",
     "parse_retry_after",
     "provider_keys",
+    "read_account",
     "redact",
     "retryable_status",
 ]

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urljoin
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.errors import MalformedWebhook, ProviderError, WebhookRejected
+from ..core.errors import (
+    CredentialsRejected,
+    InvalidPhoneNumber,
+    MalformedWebhook,
+    ProviderError,
+    WebhookRejected,
+)
 from ..core.messages import (
     InboundMessage,
     MessageStatus,
@@ -28,7 +34,8 @@ from ..core.messages import (
     OutboundMessage,
     StatusUpdate,
 )
-from ..core.phone import NumberFormat
+from ..core.phone import NumberFormat, to_e164
+from .http import carrier_request
 
 # ``Capabilities.signature`` of a carrier that signs nothing: the secret token in the
 # webhook URL is then all that tells the carrier's requests from anyone else's.
@@ -95,6 +102,21 @@ class SendResult:
     status: MessageStatus = MessageStatus.SENT
     segments: int | None = None
     extra_ids: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """Whose account a set of credentials opens, as a credentials check found it.
+
+    ``identity`` is a non-secret value naming the account (a username, an account id):
+    what tells two setups of the same account apart. ``label`` is the carrier's own name
+    for the account, if it gave one. ``checked`` is False when nothing was asked of the
+    carrier, for a carrier with no cheap authenticated read.
+    """
+
+    identity: str
+    label: str | None = None
+    checked: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +259,28 @@ class Provider(ABC, Generic[ConfigT]):
         """What to paste into the carrier's portal to point it at the gateway, if anything."""
         return None
 
+    def account_identity(self) -> str:
+        """The non-secret config value naming the account; default: its first required text."""
+        for name, spec in type(self.config).model_fields.items():
+            value = getattr(self.config, name, None)
+            if name not in ProviderConfig.model_fields and spec.is_required() and (
+                    isinstance(value, str) and value):
+                return value
+        return self.key
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Try the credentials with a cheap authenticated read; say whose account they open.
+
+        Raises ``CredentialsRejected`` when the carrier refuses them, and a retryable
+        ``ProviderError`` when it cannot be reached. Default, for a carrier with no such
+        read: no request, and ``AccountInfo(account_identity(), checked=False)``.
+        """
+        return AccountInfo(self.account_identity(), checked=False)
+
+    async def list_numbers(self, http: aiohttp.ClientSession) -> list[str] | None:
+        """The account's SMS-capable numbers in E.164; None where the carrier cannot list them."""
+        return None
+
     @property
     def base_url(self) -> str:
         """The carrier's API base URL, or the configured override."""
@@ -256,3 +300,75 @@ def first(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+# The HTTP status of a refused credentials check, read the same way by every carrier.
+INVALID_AUTH_STATUSES: Mapping[int, str] = {401: "invalid_auth"}
+
+
+async def read_account(
+    http: aiohttp.ClientSession, url: str, *, carrier: str, timeout: float,
+    secrets: Iterable[str] = (), refusals: Mapping[int, str] = INVALID_AUTH_STATUSES,
+    **request: Any,
+) -> Any:
+    """GET one account resource and return its JSON, for a credentials check or a number list.
+
+    A status in ``refusals`` raises ``CredentialsRejected`` of that kind; any other failure
+    is the shared ProviderError (retryable for timeouts, 408, 429, 5xx and non-JSON bodies).
+    """
+    response = await carrier_request(http, "GET", url, label=carrier, timeout=timeout,
+                                     secrets=secrets, **request)
+    kind = refusals.get(response.status)
+    if kind is not None:
+        raise CredentialsRejected(
+            f"{carrier} refused the credentials (HTTP {response.status})", kind=kind)
+    if response.status != 200:
+        raise response.error()
+    data = response.json()
+    if data is None:
+        # A proxy's or load balancer's page, not the API's answer: a later try may pass.
+        raise ProviderError(f"{carrier}: the answer is not JSON", retryable=True,
+                            code="invalid_response")
+    return data
+
+
+async def linked_pages(first_url: str, read: Callable[[str], Awaitable[Any]],
+                       next_link: Callable[[Any], object], *, max_pages: int = 500,
+                       ) -> AsyncIterator[Any]:
+    """Each page of a list whose answers link to the next one, from ``first_url`` on.
+
+    ``read`` fetches a page (``read_account``, usually); ``next_link`` finds the next page's
+    link in it (absolute, or relative to the host); no link ends the list. ``max_pages``
+    stops a carrier that would link on for ever.
+    """
+    url: str | None = first_url
+    for _ in range(max_pages):
+        if url is None:
+            return
+        page = await read(url)
+        yield page
+        following = next_link(page)
+        url = urljoin(url, following) if isinstance(following, str) and following else None
+
+
+def e164_numbers(values: Iterable[object], *, region: str = "US",
+                 international_digits: bool = False) -> list[str]:
+    """Carrier-written phone numbers in E.164, in order and once each.
+
+    ``international_digits`` reads digits as country code and number without the plus.
+    Anything that is not a phone number (a short code, an empty value) is left out:
+    the list offers numbers to send from, and those cannot be picked.
+    """
+    numbers: list[str] = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            continue
+        raw = value.strip()
+        candidate = "+" + raw if international_digits and raw.isdigit() else raw
+        try:
+            number = to_e164(candidate, region)
+        except InvalidPhoneNumber:
+            continue
+        if number not in numbers:
+            numbers.append(number)
+    return numbers

@@ -110,6 +110,7 @@ class FakeBandwidth(FakeCarrier[RecordedRequest, SentMessage, FailWith]):
         self.status_callback_url: str | None = None
         self.app = Starlette(routes=[
             Route("/api/v2/users/{account_id}/messages", self._send, methods=["POST"]),
+            Route("/api/v2/users/{account_id}/messages", self._list, methods=["GET"]),
         ])
 
     # --- knobs -------------------------------------------------------------------------
@@ -142,6 +143,22 @@ class FakeBandwidth(FakeCarrier[RecordedRequest, SentMessage, FailWith]):
         failed = self._failure_answer(lambda failure: _error(
             failure.http_status, failure.error.kind, failure.error.description))
         return failed or self._accept(recorded.body)
+
+    async def _list(self, request: Request) -> Response:
+        """List Messages: the sent messages, newest first, at most ``limit`` of them."""
+        recorded = self._keep_request(RecordedRequest(
+            request.method, request.url.path, dict(request.query_params),
+            basic_auth_ok(request, self.username, self.password)))
+        if not recorded.auth_ok or request.path_params["account_id"] != self.account_id:
+            return _error(401, "unauthorized", "Authentication Failed")
+        limit = int(request.query_params.get("limit") or 100)
+        listed = list(reversed(self.messages))[:limit]
+        return JSONResponse({"totalCount": len(self.messages), "pageInfo": {}, "messages": [
+            {"messageId": sent.id, "accountId": self.account_id, "sourceTn": sent.from_,
+             "destinationTn": sent.to[0], "messageStatus": "DELIVERED",
+             "messageDirection": "OUTBOUND", "messageType": "mms" if sent.media else "sms",
+             "segmentCount": 1, "errorCode": 0, "receiveTime": _now()}
+            for sent in listed]})
 
     def _accept(self, body: dict[str, Any]) -> Response:
         """Validate a message the way the API does, and store it."""

@@ -103,7 +103,10 @@ class FakeFlowroute(FakeCarrier[RecordedRequest, SentMessage, str]):
         self.app = Starlette(routes=[
             Route("/v2.1/messages", self._send, methods=["POST"]),
             Route("/v2.2/messages", self._send, methods=["POST"]),
+            Route("/v2/numbers", self._list_numbers, methods=["GET"]),
         ])
+        # The account's numbers (11 digits, no '+'), for GET /v2/numbers.
+        self.numbers: list[str] = []
 
     # --- knobs -------------------------------------------------------------------------
 
@@ -169,6 +172,27 @@ class FakeFlowroute(FakeCarrier[RecordedRequest, SentMessage, str]):
         return JSONResponse({"data": {"type": "message", "id": message_id,
                                       "links": {"self": f"{base}{request.url.path}/{message_id}"}}},
                             status_code=202, media_type=JSON_API)
+
+    async def _list_numbers(self, request: Request) -> Response:
+        """One page of the account's numbers (limit, offset), with ``links.next``."""
+        recorded = RecordedRequest(request.method, request.url.path, "", None,
+                                   basic_auth_ok(request, self.access_key, self.secret_key))
+        self._keep_request(recorded)
+        if not recorded.auth_ok:
+            return _errors(401, "Unauthorized", "There was an issue with your API credentials.")
+        limit = int(request.query_params.get("limit") or 10)
+        offset = int(request.query_params.get("offset") or 0)
+        base = str(request.url.replace(query=""))
+        links = {"first": f"{base}?limit={limit}&offset=0"}
+        if offset + limit < len(self.numbers):
+            links["next"] = f"{base}?limit={limit}&offset={offset + limit}"
+        return JSONResponse({"data": [
+            {"attributes": {"alias": None, "cnam_lookups_enabled": True,
+                            "number_type": "standard", "rate_center": "montreal",
+                            "state": "qc", "value": number},
+             "id": number, "links": {"self": f"{base}/{number}"}, "type": "number"}
+            for number in self.numbers[offset:offset + limit]], "links": links},
+            media_type=JSON_API)
 
     # --- webhooks fired at the gateway ---------------------------------------------------
 

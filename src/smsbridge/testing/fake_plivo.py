@@ -134,7 +134,13 @@ class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
         self.auth_id = auth_id
         self.auth_token = auth_token
         self.calls: list[PlacedCall] = []
+        # The account's name and rented numbers (``add_number``), for its GET resources.
+        self.name = "Jane Doe"
+        self.numbers: dict[str, bool] = {}
+        self.max_page_size = 20
         self.app = Starlette(routes=[
+            Route("/v1/Account/{auth_id}/", self._account, methods=["GET"]),
+            Route("/v1/Account/{auth_id}/Number/", self._list_numbers, methods=["GET"]),
             Route("/v1/Account/{auth_id}/Message/", self._send, methods=["POST"]),
             Route("/v1/Account/{auth_id}/Call/", self._make_call, methods=["POST"]),
         ])
@@ -286,6 +292,58 @@ class FakePlivo(FakeCarrier[RecordedRequest, SentMessage, "str | None"]):
                   ("HangupSource", "Callee" if answered else "Carrier")]
         return await self._fire(placed.hangup_url, params, None, bad_signature, signed,
                                 method=placed.hangup_method)
+
+    # --- the account's own resources ----------------------------------------------------
+
+    def add_number(self, number: str, *, sms: bool = True) -> None:
+        """Rent the account a number (E.164); Plivo lists it without the '+'."""
+        self.numbers[number.lstrip("+")] = sms
+
+    def _refuse_read(self, request: Request) -> Response | None:
+        """Record a GET of the account's resources; the 401 that refuses it, if it must."""
+        recorded = self._keep_request(RecordedRequest(
+            request.method, request.url.path, {},
+            basic_auth_ok(request, self.auth_id, self.auth_token)))
+        if not recorded.auth_ok or request.path_params["auth_id"] != self.auth_id:
+            return _error(401, "Authentication failed")
+        return None
+
+    async def _account(self, request: Request) -> Response:
+        refused = self._refuse_read(request)
+        if refused is not None:
+            return refused
+        return JSONResponse({
+            "account_type": "standard", "address": "", "api_id": str(uuid.uuid4()),
+            "auth_id": self.auth_id, "auto_recharge": False, "billing_mode": "prepaid",
+            "cash_credits": "23.98000", "city": "", "name": self.name,
+            "resource_uri": f"/v1/Account/{self.auth_id}/", "state": "", "timezone": "UTC",
+        })
+
+    async def _list_numbers(self, request: Request) -> Response:
+        """One page of rented numbers (limit, offset), with the next page's URI in meta."""
+        refused = self._refuse_read(request)
+        if refused is not None:
+            return refused
+        limit = min(int(request.query_params.get("limit") or 20), self.max_page_size)
+        offset = int(request.query_params.get("offset") or 0)
+        numbers = list(self.numbers.items())
+        path = request.url.path
+        return JSONResponse({
+            "api_id": str(uuid.uuid4()),
+            "meta": {"limit": limit, "offset": offset, "total_count": len(numbers),
+                     "next": f"{path}?limit={limit}&offset={offset + limit}"
+                     if offset + limit < len(numbers) else None,
+                     "previous": f"{path}?limit={limit}&offset={max(offset - limit, 0)}"
+                     if offset else None},
+            "objects": [
+                {"active": True, "added_on": "2024-05-20", "alias": "", "application": None,
+                 "carrier": "Plivo", "monthly_rental_rate": "0.80000", "number": number,
+                 "number_type": "local", "region": "Quebec, CANADA",
+                 "resource_uri": f"/v1/Account/{self.auth_id}/Number/{number}/",
+                 "sms_enabled": sms, "sms_rate": "0.00000", "sub_account": None,
+                 "type": "local", "voice_enabled": True, "voice_rate": "0.00850"}
+                for number, sms in numbers[offset:offset + limit]],
+        })
 
     # --- webhooks fired at the gateway ---------------------------------------------------
 

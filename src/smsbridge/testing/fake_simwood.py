@@ -107,6 +107,8 @@ class FakeSimwood(FakeCarrier[RecordedRequest, SentMessage, str]):
         self.allowed_ips: set[str] | None = None  # None: the API takes calls from anywhere
         self.app = Starlette(routes=[
             Route("/v3/messaging/{account}/sms", self._send, methods=["POST"]),
+            Route("/v3/accounts/{account}/type", self._account_type, methods=["GET"]),
+            Route("/v3/tools/myip", self._my_ip, methods=["GET"]),
         ])
 
     # --- knobs -------------------------------------------------------------------------
@@ -132,13 +134,9 @@ class FakeSimwood(FakeCarrier[RecordedRequest, SentMessage, str]):
         recorded = self._keep_request(RecordedRequest(
             request.method, request.url.path, body,
             basic_auth_ok(request, self.username, self.api_key)))
-        client = request.client.host if request.client else ""
-        if self.allowed_ips is not None and client not in self.allowed_ips:
-            return _refusal(403, f"Access denied from {client}")
-        if not recorded.auth_ok:
-            return Response("Unauthorized", 401, {"WWW-Authenticate": 'Basic realm="API"'})
-        if request.path_params["account"] != self.account:
-            return _refusal(404, "Not found")
+        refused = self._access_refused(request, recorded)
+        if refused is not None:
+            return refused
         failed = self._failure_answer(
             lambda failure: _refusal(failure.http_status, failure.error))
         if failed is not None:
@@ -146,6 +144,31 @@ class FakeSimwood(FakeCarrier[RecordedRequest, SentMessage, str]):
         if loaded is None or not isinstance(loaded, dict):
             return _refusal(400, "Request body must be a JSON object")
         return self._accept(body)
+
+    async def _account_type(self, request: Request) -> Response:
+        """The account's type and limits, behind the same address check and auth as sends."""
+        recorded = self._keep_request(RecordedRequest(
+            request.method, request.url.path, {},
+            basic_auth_ok(request, self.username, self.api_key)))
+        refused = self._access_refused(request, recorded)
+        return refused or JSONResponse({"success": True, "data": {
+            "account_type": "managed", "number_limit": 1000, "channel_limit": 100,
+            "min_prepay": 0}})
+
+    def _access_refused(self, request: Request, recorded: RecordedRequest) -> Response | None:
+        """The answer to a caller the API will not serve: address, credentials, account."""
+        client = request.client.host if request.client else ""
+        if self.allowed_ips is not None and client not in self.allowed_ips:
+            return _refusal(403, f"Access denied from {client}")
+        if not recorded.auth_ok:
+            return Response("Unauthorized", 401, {"WWW-Authenticate": 'Basic realm="API"'})
+        if request.path_params["account"] != self.account:
+            return _refusal(404, "Not found")
+        return None
+
+    async def _my_ip(self, request: Request) -> Response:
+        """The caller's address as the API sees it; needs no credentials."""
+        return JSONResponse({"ip": request.client.host if request.client else ""})
 
     def _accept(self, body: dict[str, Any]) -> Response:
         """Validate a send the way the SMS endpoint documents it, and queue it."""

@@ -90,6 +90,7 @@ class FakeSinch(FakeCarrier[RecordedRequest, SentBatch, tuple[str, str]]):
         self.blocked: set[str] = set(blocked)
         self.app = Starlette(routes=[
             Route("/xms/v1/{plan}/batches", self._send, methods=["POST"]),
+            Route("/xms/v1/{plan}/batches", self._list, methods=["GET"]),
         ])
 
     # --- knobs -------------------------------------------------------------------------
@@ -184,6 +185,21 @@ class FakeSinch(FakeCarrier[RecordedRequest, SentBatch, tuple[str, str]]):
         if callback:
             answer["callback_url"] = callback
         return JSONResponse(answer, status_code=201)
+
+    async def _list(self, request: Request) -> Response:
+        """List batches: one page (``page`` from 0, ``page_size``) of the accepted batches."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        auth_ok = (scheme == "Bearer" and hmac.compare_digest(token, self.api_token)
+                   and request.path_params["plan"] == self.service_plan_id)
+        self._keep_request(RecordedRequest(request.method, request.url.path,
+                                           dict(request.query_params), auth_ok))
+        if not auth_ok:
+            return _error(401, "unauthorized", "Invalid credentials")
+        size = int(request.query_params.get("page_size") or 30)
+        page = int(request.query_params.get("page") or 0)
+        batches = self.messages[page * size:(page + 1) * size]
+        return JSONResponse({"count": len(self.messages), "page": page, "page_size": size,
+                             "batches": [{"id": b.id} for b in batches]})
 
     # --- callbacks fired at the gateway -------------------------------------------------
 

@@ -99,7 +99,11 @@ class FakeTelnyx(FakeCarrier[RecordedRequest, SentMessage, str]):
         self.private_key = private_key or Ed25519PrivateKey.generate()
         self.opted_out: set[str] = set()
         self.delay_seconds = 0.0
+        # The account's numbers (``add_number``) for GET /v2/phone_numbers/messaging.
+        self.numbers: dict[str, tuple[bool, bool]] = {}
+        self.max_page_size = 250
         self.app = Starlette(routes=[
+            Route("/v2/phone_numbers/messaging", self._list_numbers, methods=["GET"]),
             Route("/v2/messages", self._create_message, methods=["POST"]),
             Route("/v2/messages/{message_id}", self._fetch_message, methods=["GET"]),
         ])
@@ -209,6 +213,36 @@ class FakeTelnyx(FakeCarrier[RecordedRequest, SentMessage, str]):
                                              "detail": "The requested resource or URL could"
                                              " not be found."}]}, status_code=404)
         return JSONResponse({"data": found.record})
+
+    # --- the account's numbers ------------------------------------------------------------
+
+    def add_number(self, number: str, *, sms: bool = True, mms: bool = True) -> None:
+        """Give the account a number on a messaging profile, with these features."""
+        self.numbers[number] = (sms, mms)
+
+    async def _list_numbers(self, request: Request) -> Response:
+        """One page of the numbers with messaging settings (page[number], page[size])."""
+        recorded = await self._record(request)
+        if not recorded.auth_ok:
+            return _error("10009", 401)
+        size = min(int(request.query_params.get("page[size]") or 20), self.max_page_size)
+        page = int(request.query_params.get("page[number]") or 1)
+        numbers = list(self.numbers.items())
+        rows = numbers[(page - 1) * size:page * size]
+        feature = {"domestic_two_way": True, "international_inbound": True,
+                   "international_outbound": True}
+        return JSONResponse({
+            "data": [{"record_type": "messaging_settings", "id": str(10**18 + index),
+                      "phone_number": number, "messaging_profile_id": "400-fake-profile",
+                      "country_code": "US", "type": "longcode", "traffic_type": "P2P",
+                      "messaging_product": "P2P", "created_at": _now_iso(),
+                      "updated_at": _now_iso(),
+                      "features": {"sms": feature if sms else None,
+                                   "mms": feature if mms else None}}
+                     for index, (number, (sms, mms)) in enumerate(rows)],
+            "meta": {"total_pages": max(1, -(-len(numbers) // size)),
+                     "total_results": len(numbers), "page_number": page, "page_size": size},
+        })
 
     # --- webhooks fired at the gateway ---------------------------------------------------
 

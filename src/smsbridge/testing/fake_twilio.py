@@ -200,8 +200,17 @@ class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
         self.delay_seconds = 0.0
         self.calls: list[PlacedCall] = []
         self._call_sequence: dict[str, int] = {}
+        # The account's numbers for IncomingPhoneNumbers.json (``add_number``), and what
+        # its Account resource says of it.
+        self.numbers: dict[str, dict[str, bool]] = {}
+        self.friendly_name = "My first Twilio account"
+        self.account_status = "active"
+        self.max_page_size = 1000
         account = f"{self.api_prefix}/{API_VERSION}/Accounts/{{account_sid}}"
         self.app = Starlette(routes=[
+            Route(account + ".json", self._fetch_account, methods=["GET"]),
+            Route(account + "/IncomingPhoneNumbers.json", self._list_numbers,
+                  methods=["GET"]),
             Route(account + "/Messages.json", self._create_message, methods=["POST"]),
             Route(account + "/Messages/{message_sid}.json", self._fetch_message,
                   methods=["GET"]),
@@ -430,6 +439,60 @@ class FakeTwilio(FakeCarrier[RecordedRequest, SentMessage, int]):
         if request.path_params["account_sid"] != self.account_sid or found is None:
             return _error(20404, 404)
         return JSONResponse(found.resource)
+
+    # --- the account's own resources ----------------------------------------------------
+
+    def add_number(self, number: str, *, sms: bool = True, mms: bool = True,
+                   voice: bool = True) -> None:
+        """Give the account a number with these capabilities."""
+        self.numbers[number] = {"voice": voice, "sms": sms, "mms": mms, "fax": False}
+
+    async def _read_refused(self, request: Request) -> Response | None:
+        """Record a GET of the account's resources; the error that refuses it, if any."""
+        recorded = await self._record(request)
+        if not recorded.auth_ok:
+            return _error(20003, 401)
+        if request.path_params["account_sid"] != self.account_sid:
+            return _error(20404, 404)
+        return None
+
+    async def _fetch_account(self, request: Request) -> Response:
+        refused = await self._read_refused(request)
+        if refused is not None:
+            return refused
+        sid = self.account_sid
+        return JSONResponse({
+            "sid": sid, "owner_account_sid": sid, "friendly_name": self.friendly_name,
+            "status": self.account_status, "type": "Full", "auth_token": self.auth_token,
+            "date_created": "Mon, 20 May 2024 11:29:45 +0000",
+            "date_updated": "Mon, 20 May 2024 11:29:45 +0000",
+            "uri": f"{self.api_prefix}/{API_VERSION}/Accounts/{sid}.json",
+        })
+
+    async def _list_numbers(self, request: Request) -> Response:
+        """One page of IncomingPhoneNumbers (PageSize, Page), with the next page's URI."""
+        refused = await self._read_refused(request)
+        if refused is not None:
+            return refused
+        size = min(int(request.query_params.get("PageSize") or 50), self.max_page_size)
+        page = int(request.query_params.get("Page") or 0)
+        numbers = list(self.numbers.items())
+        rows = numbers[page * size:(page + 1) * size]
+        base = request.url.path
+        following = (f"{base}?PageSize={size}&Page={page + 1}&PageToken=PA{page + 1:032x}"
+                     if (page + 1) * size < len(numbers) else None)
+        return JSONResponse({
+            "incoming_phone_numbers": [
+                {"sid": _new_sid("PN"), "account_sid": self.account_sid,
+                 "friendly_name": number, "phone_number": number,
+                 "capabilities": capabilities, "status": "in-use"}
+                for number, capabilities in rows],
+            "page": page, "page_size": size, "start": page * size,
+            "end": page * size + max(len(rows) - 1, 0),
+            "uri": f"{base}?PageSize={size}&Page={page}",
+            "first_page_uri": f"{base}?PageSize={size}&Page=0",
+            "next_page_uri": following, "previous_page_uri": None,
+        })
 
     # --- webhooks fired at the gateway ---------------------------------------------------
 

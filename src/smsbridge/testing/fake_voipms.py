@@ -31,7 +31,7 @@ from starlette.routing import Route
 from .fake_base import fake_parser, serve
 
 SEND_METHODS = frozenset({"sendSMS", "sendMMS"})
-KNOWN_METHODS = frozenset({"sendSMS", "sendMMS", "getSMS", "getMMS"})
+KNOWN_METHODS = frozenset({"sendSMS", "sendMMS", "getSMS", "getMMS", "getDIDsInfo"})
 SMS_MAX_BYTES = 160
 MMS_MAX_CHARS = 2048
 MEDIA_MAX_BYTES = 1_200_000
@@ -103,6 +103,12 @@ class FakeVoipms:
     delay_seconds: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
     sent: list[SentMessage] = field(default_factory=list)
+    # getDIDsInfo lists ``dids``; these of them have SMS turned off.
+    sms_disabled_dids: Iterable[str] = ()
+    # The portal's API switch: off, every call answers api_not_enabled (voipms.md §2).
+    api_enabled: bool = True
+    # Set to the address VoIP.ms would see: every call answers ip_not_enabled naming it.
+    refused_ip: str | None = None
 
     def __post_init__(self) -> None:
         self.dids = None if self.dids is None else frozenset(self.dids)
@@ -147,6 +153,13 @@ class FakeVoipms:
             return _status("missing_credentials")
         if (params["api_username"], params["api_password"]) != (self.username, self.api_password):
             return _status("invalid_credentials")
+        if not self.api_enabled:
+            return _status("api_not_enabled")
+        if self.refused_ip is not None:
+            # Error answers carry a message beside the status; that it names the caller's
+            # address is this fake's assumption (unconfirmed, voipms.md §2).
+            return JSONResponse({"status": "ip_not_enabled", "message":
+                                 f"This IP ({self.refused_ip}) is not enabled for API use"})
         if not method:
             return _status("missing_method")
         if method not in KNOWN_METHODS:
@@ -161,7 +174,8 @@ class FakeVoipms:
                                          status_code=fault.http_code, headers=headers)
             return _status(str(fault.status))
         handler = {"sendSMS": self._send_sms, "sendMMS": self._send_mms,
-                   "getSMS": self._get_sms, "getMMS": self._get_mms}[method]
+                   "getSMS": self._get_sms, "getMMS": self._get_mms,
+                   "getDIDsInfo": self._get_dids_info}[method]
         return JSONResponse(handler(params))
 
     def _take_fault(self, method: str) -> _Fault | None:
@@ -243,6 +257,19 @@ class FakeVoipms:
             if params.get(key):
                 rows = [row for row in rows if getattr(row, attr) == params[key]]
         return rows[: int(params.get("limit") or 50)]
+
+    def _get_dids_info(self, params: dict[str, str]) -> dict[str, Any]:
+        """The account's DIDs with their SMS switch; ``no_did`` when it has none."""
+        dids = sorted(self.dids or ())
+        if params.get("did"):
+            dids = [did for did in dids if did == params["did"]]
+        if not dids:
+            return {"status": "no_did"}
+        off = frozenset(self.sms_disabled_dids)
+        return {"status": "success", "dids": [
+            {"did": did, "description": f"DID {did}", "routing": "account:100000_main",
+             "sms_available": "1", "sms_enabled": "0" if did in off else "1"}
+            for did in dids]}
 
     def _get_sms(self, params: dict[str, str]) -> dict[str, Any]:
         rows = self._matching_rows(params, "sms", mms=False)

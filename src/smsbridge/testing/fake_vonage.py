@@ -195,8 +195,15 @@ class FakeVonage(FakeCarrier[RecordedRequest, SentMessage, Refusal]):
         self._application_key = None if application_public_key is None else (
             serialization.load_pem_public_key(application_public_key.encode()))
         self.calls: list[PlacedCall] = []
+        # The account's balance and owned numbers (``add_number``), for its account API.
+        self.balance = 15.5359
+        self.numbers: dict[str, list[str]] = {}
         self.app = Starlette(routes=[Route("/sms/json", self._send, methods=["POST"]),
-                                     Route("/v1/calls", self._create_call, methods=["POST"])])
+                                     Route("/v1/calls", self._create_call, methods=["POST"]),
+                                     Route("/account/get-balance", self._balance,
+                                           methods=["GET"]),
+                                     Route("/account/numbers", self._owned_numbers,
+                                           methods=["GET"])])
 
     # --- knobs -------------------------------------------------------------------------
 
@@ -277,6 +284,41 @@ class FakeVonage(FakeCarrier[RecordedRequest, SentMessage, Refusal]):
         return _answer([{"to": to, "message-id": message_id, "status": "0",
                          "remaining-balance": "15.53590000", "message-price": "0.03330000",
                          "network": "23410"} for message_id in ids])
+
+    # --- the account API ---------------------------------------------------------------
+
+    def add_number(self, msisdn: str, *, features: Sequence[str] = ("VOICE", "SMS")) -> None:
+        """Give the account a number (digits with the country code) with these features."""
+        self.numbers[msisdn.lstrip("+")] = list(features)
+
+    def _account_read_refused(self, request: Request) -> Response | None:
+        """Record a GET of the account API; the 401 that refuses bad credentials."""
+        params = dict(request.query_params)
+        auth_ok = hmac.compare_digest(params.get("api_key", ""), self.api_key) and (
+            hmac.compare_digest(params.get("api_secret", ""), self.api_secret))
+        self._keep_request(RecordedRequest(request.method, request.url.path, params, auth_ok))
+        if not auth_ok:
+            return JSONResponse({"error-code": "401", "error-code-label": "authentication failed"},
+                                status_code=401)
+        return None
+
+    async def _balance(self, request: Request) -> Response:
+        refused = self._account_read_refused(request)
+        return refused or JSONResponse({"value": self.balance, "autoReload": False})
+
+    async def _owned_numbers(self, request: Request) -> Response:
+        """One page of owned numbers: ``index`` from 1, ``size`` at most 100."""
+        refused = self._account_read_refused(request)
+        if refused is not None:
+            return refused
+        size = min(int(request.query_params.get("size") or 10), 100)
+        index = int(request.query_params.get("index") or 1)
+        numbers = list(self.numbers.items())
+        page = numbers[(index - 1) * size:index * size]
+        return JSONResponse({"count": len(numbers), "numbers": [
+            {"country": "GB" if msisdn.startswith("44") else "US", "msisdn": msisdn,
+             "type": "mobile-lvn", "features": features, "moHttpUrl": ""}
+            for msisdn, features in page]})
 
     # --- the Voice API -----------------------------------------------------------------
 

@@ -42,7 +42,16 @@ from pydantic import Field, SecretStr
 from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
 from ...core.phone import NumberFormat
-from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest, header
+from ..base import (
+    AccountInfo,
+    Capabilities,
+    Provider,
+    ProviderConfig,
+    SendResult,
+    WebhookRequest,
+    header,
+    read_account,
+)
 from ..http import CarrierResponse, basic_auth, carrier_request
 from ..numbers import inbound_number
 
@@ -133,6 +142,27 @@ class BandwidthProvider(Provider[BandwidthConfig]):
         segments = count if isinstance(count, int) and not isinstance(count, bool) and (
             count > 0) else None
         return SendResult(message_id, MessageStatus.SENT, segments)
+
+    # --- setup -------------------------------------------------------------------------
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """List one message of the account: the Messaging API's cheapest authenticated read.
+
+        ``GET {base}/api/v2/users/{accountId}/messages?limit=1`` answers 200 with
+        ``{"totalCount", "pageInfo", "messages"}`` (Bandwidth's MessagesApi.list_messages);
+        401 and 403 refuse the API user or its access to this account.
+        """
+        await read_account(
+            http, f"{self.base_url}/api/v2/users/{self.config.account_id}/messages",
+            carrier=self.name, timeout=self.config.timeout_seconds, secrets=[self._password],
+            refusals={401: "invalid_auth", 403: "invalid_auth"}, params={"limit": "1"},
+            headers={"Authorization": basic_auth(self.config.username, self._password),
+                     "Accept": "application/json"},
+        )
+        return AccountInfo(self.config.account_id)
+
+    # list_numbers keeps the default (None): the account's numbers are in the Dashboard
+    # API, on another host (dashboard.bandwidth.com), in XML, often for another API user.
 
     # --- webhooks ------------------------------------------------------------------------
 

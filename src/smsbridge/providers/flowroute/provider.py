@@ -39,12 +39,27 @@ from pydantic import Field, SecretStr
 from ...core.errors import MalformedWebhook, ProviderError
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
 from ...core.phone import NumberFormat, format_number
-from ..base import UNSIGNED, Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest
+from ..base import (
+    UNSIGNED,
+    AccountInfo,
+    Capabilities,
+    Provider,
+    ProviderConfig,
+    SendResult,
+    WebhookRequest,
+    e164_numbers,
+    linked_pages,
+    read_account,
+)
 from ..http import CarrierResponse, basic_auth, carrier_request
 from ..numbers import inbound_number
 
 API_PATH = "/v2.1/messages"
 JSON_API = "application/vnd.api+json"
+# The account's numbers (GET v2/numbers, limit/offset, ``links.next``; Flowroute's SDK docs).
+# Unconfirmed: the largest ``limit`` the list takes.
+NUMBERS_PAGE_SIZE = 200
+NUMBERS_MAX_PAGES = 500  # a loop guard: 100 000 numbers
 # "Flowroute's maximum MMS message size is 750kB including text" (Send an MMS).
 MMS_MAX_BYTES = 750_000
 
@@ -141,6 +156,38 @@ class FlowrouteProvider(Provider[FlowrouteConfig]):
                                 retryable=False, code="no_id")
         return SendResult(message_id, MessageStatus.SENT)
 
+    # ---------------------------------------------------------------- setup
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Read one number of the account (v2/numbers): the keys must open the account."""
+        await self._numbers_page(http, f"{self.base_url}/v2/numbers?limit=1&offset=0")
+        return AccountInfo(self.config.access_key)
+
+    async def list_numbers(self, http: aiohttp.ClientSession) -> list[str] | None:
+        """Every number on the account, following ``links.next``.
+
+        The list says nothing of SMS (its attributes are rate center, state, number type,
+        CNAM lookups), so every number is offered.
+        """
+        found: list[object] = []
+        async for page in linked_pages(
+                f"{self.base_url}/v2/numbers?limit={NUMBERS_PAGE_SIZE}&offset=0",
+                lambda url: self._numbers_page(http, url), _next_numbers_link,
+                max_pages=NUMBERS_MAX_PAGES):
+            rows = page.get("data") if isinstance(page, dict) else None
+            for row in rows if isinstance(rows, list) else []:
+                attributes = row.get("attributes") if isinstance(row, dict) else None
+                found.append(attributes.get("value") if isinstance(attributes, dict) else None)
+        return e164_numbers(found, international_digits=True)
+
+    async def _numbers_page(self, http: aiohttp.ClientSession, url: str) -> Any:
+        return await read_account(
+            http, url, carrier=self.name, timeout=self.config.timeout_seconds,
+            secrets=[self._secret],
+            headers={"Authorization": basic_auth(self.config.access_key, self._secret),
+                     "Accept": JSON_API},
+        )
+
     # ---------------------------------------------------------------- webhooks
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
@@ -192,6 +239,14 @@ class FlowrouteProvider(Provider[FlowrouteConfig]):
 
 
 # -------------------------------------------------------------------- helpers
+
+
+def _next_numbers_link(page: Any) -> object:
+    """``links.next`` of a v2/numbers page; an empty page ends the list whatever it links."""
+    if not isinstance(page, dict) or not page.get("data"):
+        return None
+    links = page.get("links")
+    return links.get("next") if isinstance(links, dict) else None
 
 
 def _wire_number(e164: str) -> str:

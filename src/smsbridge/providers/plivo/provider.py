@@ -43,6 +43,7 @@ from ...core.messages import (
 )
 from ...core.phone import NumberFormat
 from ..base import (
+    AccountInfo,
     Capabilities,
     Provider,
     ProviderConfig,
@@ -54,6 +55,7 @@ from ..base import (
 )
 from ..http import CarrierResponse, basic_auth, carrier_request
 from ..numbers import inbound_number
+from .account import check_account, sms_numbers
 from .calls import call_body, is_call_callback, parse_call_status, speak_xml
 from .signature import signature_matches
 
@@ -194,6 +196,16 @@ class PlivoProvider(Provider[PlivoConfig]):
             secrets=[self._token], json=body,
             headers={"Accept": "application/json", "Authorization": self._basic_auth()},
         )
+
+    # --- setup: the account's reads (account.py) ------------------------------------------
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Fetch the Account resource: the auth_id names the account, its name labels it."""
+        return await check_account(self, http)
+
+    async def list_numbers(self, http: aiohttp.ClientSession) -> list[str] | None:
+        """The rented numbers with SMS enabled."""
+        return await sms_numbers(self, http)
 
     # --- webhooks ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from ...core.messages import (
 from ...core.phone import NumberFormat
 from ..base import (
     UNSIGNED,
+    AccountInfo,
     Capabilities,
     Provider,
     ProviderConfig,
@@ -44,6 +45,10 @@ from ..base import (
     SendResult,
     WebhookRequest,
 )
+
+# The number a new sandbox connection is given (gateway.config's default connection): the
+# sandbox accepts any number, and offers this one to pick.
+SANDBOX_NUMBERS = ("+15555550100",)
 
 _RECEIPT_STATUSES = {"sent": MessageStatus.SENT, "delivered": MessageStatus.DELIVERED,
                      "failed": MessageStatus.FAILED}
@@ -104,6 +109,18 @@ class SandboxProvider(Provider[SandboxConfig]):
             )
         status = MessageStatus.DELIVERED if self.config.delivery_receipts else MessageStatus.SENT
         return SendResult(carrier_message_id=f"{id_prefix}-{uuid.uuid4().hex}", status=status)
+
+    def account_identity(self) -> str:
+        """The sandbox has no account: one name for all of it."""
+        return self.key
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Nothing to check: the sandbox takes no credentials, so none can be wrong."""
+        return AccountInfo(self.key, self.name)
+
+    async def list_numbers(self, http: aiohttp.ClientSession) -> list[str] | None:
+        """The sandbox's own number (any other works too, typed in by hand)."""
+        return list(SANDBOX_NUMBERS)
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         """Read the sandbox's JSON inbound message."""

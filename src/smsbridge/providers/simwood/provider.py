@@ -52,12 +52,13 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import Field, SecretStr
 
-from ...core.errors import MalformedWebhook, ProviderError
+from ...core.errors import CredentialsRejected, MalformedWebhook, ProviderError
 from ...core.messages import InboundMessage, MessageStatus, OutboundMessage, StatusUpdate
 from ...core.phone import NumberFormat, format_number
 from ...core.segments import count_segments
 from ..base import (
     UNSIGNED,
+    AccountInfo,
     Capabilities,
     Provider,
     ProviderConfig,
@@ -65,6 +66,7 @@ from ..base import (
     SendResult,
     WebhookRequest,
     first,
+    read_account,
 )
 from ..http import CarrierResponse, basic_auth, carrier_request
 from ..numbers import inbound_number
@@ -195,6 +197,45 @@ class SimwoodProvider(Provider[SimwoodConfig]):
         # 401/403/404 and every other 4xx (an invalid number, a refused sender) are final;
         # 408, 429 and 5xx back off, honouring Retry-After (the shared rule).
         return response.error(reason)
+
+    # ---------------------------------------------------------------- setup
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Read the account's type (GET v3/accounts/{account}/type), a cheap authenticated read.
+
+        A 403 is read as an address not allowed to use the API (unconfirmed, as for sends);
+        the address Simwood sees is then asked of its unauthenticated ``tools/myip``.
+        """
+        try:
+            await read_account(
+                http, f"{self.base_url}/v3/accounts/{self.config.account}/type",
+                carrier=self.name, timeout=self.config.timeout_seconds, secrets=[self._api_key],
+                refusals={401: "invalid_auth", 403: "ip_not_allowed"},
+                headers={"Authorization": basic_auth(self.config.username, self._api_key),
+                         "Accept": "application/json"},
+            )
+        except CredentialsRejected as refused:
+            if refused.kind != "ip_not_allowed":
+                raise
+            seen_ip = await self._seen_ip(http)
+            where = f" ({seen_ip})" if seen_ip else ""
+            raise CredentialsRejected(
+                f"Simwood refused this server's address{where}: allow it on the account's"
+                " API access list", kind="ip_not_allowed", seen_ip=seen_ip) from None
+        return AccountInfo(self.config.account)
+
+    # list_numbers keeps the default (None): Simwood lists an account's numbers only as a
+    # report, requested (POST numbers/{account}/allocated/all) and fetched later.
+
+    async def _seen_ip(self, http: aiohttp.ClientSession) -> str | None:
+        """The address Simwood's API sees (``{"ip": ...}``), or None when it cannot say."""
+        try:
+            answer = await read_account(http, f"{self.base_url}/v3/tools/myip",
+                                        carrier=self.name, timeout=self.config.timeout_seconds)
+        except ProviderError:
+            return None
+        ip = answer.get("ip") if isinstance(answer, dict) else None
+        return ip if isinstance(ip, str) and ip else None
 
     # ---------------------------------------------------------------- webhooks
 

@@ -44,7 +44,16 @@ from pydantic import Field, SecretStr
 from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
 from ...core.phone import NumberFormat
-from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest, header
+from ..base import (
+    AccountInfo,
+    Capabilities,
+    Provider,
+    ProviderConfig,
+    SendResult,
+    WebhookRequest,
+    header,
+    read_account,
+)
 from ..http import CarrierResponse, carrier_request
 from ..numbers import inbound_number
 from .signature import (
@@ -166,6 +175,25 @@ class SinchProvider(Provider[SinchConfig]):
             raise ProviderError("Sinch accepted the batch but its answer carried no id",
                                 retryable=False, code="no_id")
         return SendResult(batch_id, MessageStatus.SENT)
+
+    # ---------------------------------------------------------------- setup
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """List one batch of the service plan: the cheapest read the token must open.
+
+        ``GET {batches_url}?page_size=1`` answers 200 with ``{"count", "page", "batches",
+        "page_size"}``; 401 refuses the token, 403 a token of another service plan.
+        """
+        await read_account(
+            http, self.batches_url(), carrier=self.name, timeout=self.config.timeout_seconds,
+            secrets=[self._token], refusals={401: "invalid_auth", 403: "invalid_auth"},
+            params={"page_size": "1"},
+            headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+        )
+        return AccountInfo(self.config.service_plan_id)
+
+    # list_numbers keeps the default (None): a service plan's token lists no numbers; they
+    # are in Sinch's Numbers API, which takes a project id and another key.
 
     # ---------------------------------------------------------------- webhooks
 

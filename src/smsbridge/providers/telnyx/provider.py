@@ -27,9 +27,18 @@ from pydantic import Field, SecretStr, field_validator
 from ...core.errors import MalformedWebhook, ProviderError, WebhookRejected
 from ...core.messages import InboundMessage, Media, MessageStatus, OutboundMessage, StatusUpdate
 from ...core.phone import NumberFormat
-from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest, header
+from ..base import (
+    AccountInfo,
+    Capabilities,
+    Provider,
+    ProviderConfig,
+    SendResult,
+    WebhookRequest,
+    header,
+)
 from ..http import carrier_request
 from ..numbers import inbound_number
+from .account import messaging_numbers
 from .errors import delivery_error, send_error
 from .signature import decode_public_key, signature_matches
 
@@ -128,6 +137,21 @@ class TelnyxProvider(Provider[TelnyxConfig]):
         segments = parts if isinstance(parts, int) and not isinstance(parts, bool) and (
             parts > 0) else None
         return SendResult(data["id"], MessageStatus.SENT, segments)
+
+    # --- setup: the account's numbers (account.py) -----------------------------------------
+
+    def account_identity(self) -> str:
+        """The account's public key: not secret, and one per account (the API key is secret)."""
+        return self.config.public_key
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Read one page of the numbers with messaging settings: the key must be let in."""
+        await messaging_numbers(self, http, pages=1)
+        return AccountInfo(self.account_identity())
+
+    async def list_numbers(self, http: aiohttp.ClientSession) -> list[str] | None:
+        """Every number whose messaging features include SMS."""
+        return await messaging_numbers(self, http)
 
     # --- webhooks ------------------------------------------------------------------------
 

@@ -28,9 +28,19 @@ from ...core.messages import (
     OutboundMessage,
     StatusUpdate,
 )
-from ..base import ConfigT, Provider, Reply, SendResult, WebhookRequest, first, header
+from ..base import (
+    AccountInfo,
+    ConfigT,
+    Provider,
+    Reply,
+    SendResult,
+    WebhookRequest,
+    first,
+    header,
+)
 from ..http import basic_auth, carrier_request, redact
 from ..numbers import inbound_number
+from .account import check_account, sms_numbers
 from .errors import delivery_error_reason, is_retryable, send_error
 from .signature import body_matches, signature_matches
 
@@ -124,6 +134,20 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
 
     def _basic_auth(self) -> str:
         return basic_auth(*self.api_credentials())
+
+    # --- setup: the account's reads (account.py) ------------------------------------------
+
+    def account_identity(self) -> str:
+        """The API user: Twilio's Account SID, SignalWire's Project ID."""
+        return self.api_credentials()[0]
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Fetch the Account resource; its friendly name is the label."""
+        return await check_account(self, http)
+
+    async def list_numbers(self, http: aiohttp.ClientSession) -> list[str] | None:
+        """The IncomingPhoneNumbers whose capabilities include SMS."""
+        return await sms_numbers(self, http)
 
     # --- sending -------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import ipaddress
 import mimetypes
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -27,17 +29,24 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 from pydantic import Field, SecretStr
 
-from ...core.errors import InvalidPhoneNumber, MalformedWebhook, ProviderError
+from ...core.errors import (
+    CredentialsRejected,
+    InvalidPhoneNumber,
+    MalformedWebhook,
+    ProviderError,
+)
 from ...core.messages import InboundMessage, Media, OutboundMessage
 from ...core.phone import NumberFormat, format_number, to_e164
 from ..base import (
     UNSIGNED,
+    AccountInfo,
     Capabilities,
     Provider,
     ProviderConfig,
     Reply,
     SendResult,
     WebhookRequest,
+    e164_numbers,
 )
 from ..http import CarrierResponse, carrier_request, retryable_status
 
@@ -83,6 +92,17 @@ STATUS_MEANING = {
     "invalid_to_number": "destination not valid",
     "invalid_from_number": "sender not valid",
 }
+
+# The statuses that refuse the credentials themselves (§2, §4), as CredentialsRejected kinds.
+CREDENTIAL_REFUSALS = {
+    "invalid_credentials": "invalid_auth",
+    "missing_credentials": "invalid_auth",
+    "api_not_enabled": "api_disabled",
+    "ip_not_enabled": "ip_not_allowed",
+}
+# getDIDsInfo's status for an account that has no DID yet (a public Android client reads it).
+NO_DID = "no_did"
+_IP_TOKEN = re.compile(r"[0-9A-Fa-f:.]{3,45}")
 
 # Keys of the URL callback template (§6); used to re-split a ';'-separated query.
 CALLBACK_KEYS = ("to", "from", "message", "id", "date", "media")
@@ -204,6 +224,12 @@ class VoipmsProvider(Provider[VoipmsConfig]):
         self, http: aiohttp.ClientSession, method: str, params: Mapping[str, str]
     ) -> dict[str, Any]:
         """POST one API method as multipart/form-data; the JSON answer when status is success."""
+        return self._read_answer(method, await self._post(http, method, params))
+
+    async def _post(
+        self, http: aiohttp.ClientSession, method: str, params: Mapping[str, str]
+    ) -> CarrierResponse:
+        """POST one API method as multipart/form-data; the answer as it came."""
         password = self.config.api_password.get_secret_value()
         fields = {"api_username": self.config.username, "api_password": password,
                   "method": method, "content_type": "json", **params}
@@ -212,11 +238,10 @@ class VoipmsProvider(Provider[VoipmsConfig]):
             for name, value in fields.items():
                 part = form.append(value)
                 part.set_content_disposition("form-data", name=name)
-        response = await carrier_request(
+        return await carrier_request(
             http, "POST", self.base_url + API_PATH, label=f"VoIP.ms {method}",
             timeout=self.config.timeout_seconds, secrets=[password], data=form,
         )
-        return self._read_answer(method, response)
 
     def _read_answer(self, method: str, response: CarrierResponse) -> dict[str, Any]:
         if response.status == 429:
@@ -318,7 +343,63 @@ class VoipmsProvider(Provider[VoipmsConfig]):
         )
 
 
+    # ---------------------------------------------------------------- account
+
+    def account_identity(self) -> str:
+        """The API username: the e-mail address of the account."""
+        return self.config.username
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Ask getDIDsInfo, the cheapest read that needs the API on and this IP allowed."""
+        await self._dids(http)
+        return AccountInfo(self.config.username)
+
+    async def list_numbers(self, http: aiohttp.ClientSession) -> list[str] | None:
+        """The DIDs with SMS enabled, from getDIDsInfo's ``sms_enabled``."""
+        rows = await self._dids(http)
+        return e164_numbers(str(row.get("did", "")) for row in rows
+                            if str(row.get("sms_enabled", "")) == "1")
+
+    async def _dids(self, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        """getDIDsInfo's rows; CredentialsRejected when the account refuses this caller."""
+        response = await self._post(http, "getDIDsInfo", {})
+        data = response.json()
+        word = data.get("status") if isinstance(data, dict) else None
+        if isinstance(data, dict) and word in CREDENTIAL_REFUSALS:
+            kind = CREDENTIAL_REFUSALS[word]
+            seen_ip = _seen_ip(data) if kind == "ip_not_allowed" else None
+            where = f" ({seen_ip})" if seen_ip else ""
+            raise CredentialsRejected(
+                f"VoIP.ms getDIDsInfo: {word} ({STATUS_MEANING[word]}{where})",
+                kind=kind, seen_ip=seen_ip)
+        if word == NO_DID:
+            return []
+        rows = self._read_answer("getDIDsInfo", response).get("dids")
+        return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
 # -------------------------------------------------------------------- helpers
+
+
+def _seen_ip(data: Mapping[str, Any]) -> str | None:
+    """The address VoIP.ms saw, from an ``ip`` field or from the ``message`` text.
+
+    Error answers carry a ``message`` beside ``status`` (two public clients log it);
+    where an ip_not_enabled answer puts the caller's address is not documented, so both
+    places are read and only a valid IP address is taken.
+    """
+    candidates = [data.get("ip")]
+    message = data.get("message")
+    if isinstance(message, str):
+        candidates += [token.strip(".:") for token in _IP_TOKEN.findall(message)]
+    for candidate in candidates:
+        if not isinstance(candidate, str):
+            continue
+        try:
+            return str(ipaddress.ip_address(candidate.strip()))
+        except ValueError:
+            continue
+    return None
 
 
 def split_utf8(text: str, limit: int) -> list[str]:

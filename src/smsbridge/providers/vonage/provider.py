@@ -47,9 +47,18 @@ from ...core.messages import (
 )
 from ...core.phone import NumberFormat, format_number
 from ...core.segments import count_segments
-from ..base import Capabilities, Provider, ProviderConfig, SendResult, WebhookRequest, header
+from ..base import (
+    AccountInfo,
+    Capabilities,
+    Provider,
+    ProviderConfig,
+    SendResult,
+    WebhookRequest,
+    header,
+)
 from ..http import CarrierResponse, carrier_request
 from ..numbers import inbound_number
+from .account import read_balance, sms_numbers
 from .signature import signature_matches
 from .tokens import application_token, load_private_key, webhook_claims
 from .voice import call_body, is_call_event, parse_call_event
@@ -238,6 +247,17 @@ class VonageProvider(Provider[VonageConfig]):
             raise ProviderError("Vonage accepted the call but sent no uuid", retryable=False,
                                 code="no_uuid")
         return SendResult(call_uuid, MessageStatus.SENT)
+
+    # --- setup: the account's reads (account.py) ------------------------------------------
+
+    async def check_credentials(self, http: aiohttp.ClientSession) -> AccountInfo:
+        """Read the balance; the API key names the account."""
+        await read_balance(self, http)
+        return AccountInfo(self.config.api_key)
+
+    async def list_numbers(self, http: aiohttp.ClientSession) -> list[str] | None:
+        """The owned numbers with the SMS feature."""
+        return await sms_numbers(self, http)
 
     # --- webhooks ------------------------------------------------------------------------
 
