@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..core.messages import Message, MessageStatus, utcnow
 from ..store.base import DeliveryDraft
 from .config import WebhookConfig
+
+# Extra deliveries an event causes beside the app webhooks, made inside the same transaction
+# (called with the event type and the message as just written; must not do I/O).
+EventRoute = Callable[[str, Message], list[DeliveryDraft]]
 
 # What the store's events on a call row mean to an app. A placed (ringing) call is no event:
 # the app hears of it once, when it ends.
@@ -44,6 +48,11 @@ class EventRouter:
         for hook in webhooks:
             for event in hook.events:
                 self._by_event.setdefault(event, []).append(hook.url)
+        self._routes: list[EventRoute] = []
+
+    def add_route(self, route: EventRoute) -> None:
+        """Also deliver what ``route`` makes of each event (MQTT publishes, for one)."""
+        self._routes.append(route)
 
     def __call__(self, event_type: str, message: Message) -> list[DeliveryDraft]:
         """The deliveries ``event_type`` on ``message`` causes (none when nobody listens).
@@ -55,6 +64,13 @@ class EventRouter:
             if renamed is None:
                 return []
             event_type = renamed
+        drafts = self._webhook_drafts(event_type, message)
+        for route in self._routes:
+            drafts.extend(route(event_type, message))
+        return drafts
+
+    def _webhook_drafts(self, event_type: str, message: Message) -> list[DeliveryDraft]:
+        """One delivery per app webhook subscribed to ``event_type``."""
         urls = self._by_event.get(event_type)
         if not urls:
             return []

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -104,6 +104,19 @@ def media_type_allowed(content_type: str) -> bool:
     return content_type.startswith(ALLOWED_MEDIA_PREFIXES) or content_type in ALLOWED_MEDIA_TYPES
 
 
+class InboundHandler(Protocol):
+    """Something done with each stored inbound message (opt-out words, rules).
+
+    It must be idempotent per message id: it runs again when the carrier retries the
+    webhook. It returns True when it consumed the message (no later handler sees it).
+    """
+
+    async def on_inbound(self, gateway: Gateway, conn: Connection, message: Message,
+                         created: bool) -> bool:
+        """Act on ``message``; True when no later handler may see it."""
+        ...
+
+
 class Gateway:
     """Send, receive and track messages for every configured connection."""
 
@@ -115,6 +128,9 @@ class Gateway:
         self.tokens: dict[str, str] = {}
         self._key_cache: dict[str, tuple[float, ApiKeyRecord]] = {}
         self.on_queued: Callable[[], None] = lambda: None
+        # What runs after an inbound message is stored, in order (opt-out words, then rules);
+        # a handler that consumed the message stops the ones after it.
+        self.inbound_handlers: list[InboundHandler] = []
 
     # --- setup
     async def load_tokens(self) -> dict[str, str]:
@@ -404,7 +420,16 @@ class Gateway:
             else:
                 log.info("duplicate inbound %s on %s acknowledged again",
                          message.carrier_message_id, conn.name)
+            # Run for duplicates too: a carrier retries a webhook whose handlers failed, and
+            # handlers make their effects idempotent (keyed by the inbound message's id).
+            await self.handle_inbound(conn, message, created)
         return provider.inbound_reply(parsed), stored
+
+    async def handle_inbound(self, conn: Connection, message: Message, created: bool) -> None:
+        """Run the inbound handlers on a stored message until one consumes it."""
+        for handler in self.inbound_handlers:
+            if await handler.on_inbound(self, conn, message, created):
+                return
 
     async def receive_status(self, connection: str, token: str, request: WebhookRequest
                              ) -> tuple[Reply, list[Message]]:

@@ -58,6 +58,8 @@ from .base import (
     WriteFailure,
 )
 from .notify import OUTBOX_CHANNEL, WEBHOOKS_CHANNEL, NotifyListener
+from .optouts import OptoutQueries
+from .rule_runs import RuleRunQueries
 from .schema import api_keys, carrier_tokens, deliveries, early_receipts, messages
 from .schema import meta as meta_table
 from .writer import BulkWrite, GroupCommitWriter
@@ -372,7 +374,7 @@ def create_db_engine(database_url: str) -> Engine:
     raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
 
 
-class SqlStore(Store):
+class SqlStore(OptoutQueries, RuleRunQueries, Store):
     """SQLite or PostgreSQL through SQLAlchemy Core; writes go through one group-commit thread."""
 
     def __init__(self, database_url: str) -> None:
