@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from ..core.errors import InvalidInput, StoreUnavailable
 from ..core.messages import KIND_CALL, Direction, MessageStatus
+from ..gateway.rule_actions import rule_report
 from ..gateway.runtime import Runtime
 from ..gateway.service import (
     CallRequest,
@@ -30,30 +31,28 @@ from .docs import install_docs, install_openapi
 from .inputs import read_model, refuse_nul
 from .limits import BodySizeLimit, BodyTooLarge
 from .models import (
+    PROBLEM_RESPONSES,
+    TOO_LARGE,
     CallIn,
     CallListOut,
     CallOut,
     ConnectionListOut,
     DeliveryListOut,
+    MessageDetailOut,
     MessageListOut,
     MessageOut,
     Problem,
     SendIn,
 )
+from .optouts import install_optouts
 from .problems import invalid, problem
 from .server import UrlLengthLimit
 from .webhooks import CarrierWebhooks
 
 log = logging.getLogger("smsbridge.api")
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "missing or wrong API key"},
-    422: {"model": Problem, "description": "invalid input; names the field"},
-}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "no such message"}}
-TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"model": Problem, "description": "the body is over server.max_body_bytes"}}
 # The body is read by the route itself (after the API key is checked, see auth.py).
 SEND_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/SendIn"}}}}}
@@ -104,6 +103,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
     )
     install_openapi(app, [SendIn, CallIn])
     install_docs(app)
+    install_optouts(app)
     app.state.runtime = runtime
 
     def gateway() -> Gateway:
@@ -201,12 +201,13 @@ def create_app(runtime: Runtime) -> ASGIApp:
 
     @app.get("/v1/messages/{message_id}", tags=["messages"], response_model=None,
              operation_id="getMessage",
-             responses={200: {"model": MessageOut}, **NOT_FOUND, **PROBLEM_RESPONSES})
+             responses={200: {"model": MessageDetailOut}, **NOT_FOUND, **PROBLEM_RESPONSES})
     async def get_message(message_id: str, _key: Auth) -> Response:
-        message = await gateway().get_message(message_id)
+        gw = gateway()
+        message = await gw.get_message(message_id)
         if message is None:
             raise StarletteHTTPException(404, f"no message {message_id}")
-        return _json(message.to_dict())
+        return _json({**message.to_dict(), "rules": await rule_report(gw, message)})
 
     @app.get("/v1/messages", tags=["messages"], response_model=None,
              responses={200: {"model": MessageListOut}, **PROBLEM_RESPONSES})

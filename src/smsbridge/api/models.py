@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -104,6 +104,33 @@ class MessageOut(BaseModel):
     updated_at: str
 
 
+class RuleActionOut(BaseModel):
+    """One thing a matched rule did, and how it went."""
+
+    action: Literal["webhook", "mqtt", "reply", "forward"]
+    target: str = Field(description="the webhook's name, the MQTT topic, or the number")
+    status: str = Field(description="a delivery's pending, delivered or failed; a reply's or "
+                                    "forward's refused, or its message's status")
+    message_id: str | None = Field(description="the reply or forward queued")
+    error: str | None = Field(description="why it was refused or failed")
+
+
+class RuleOutcomeOut(BaseModel):
+    """A rule the message matched, or whose sender list kept it out."""
+
+    rule: str
+    status: Literal["matched", "sender_not_allowed"]
+    detail: str | None = Field(description="why the sender was not allowed")
+    captures: dict[str, str | None] = Field(description="the pattern's named groups")
+    actions: list[RuleActionOut]
+
+
+class MessageDetailOut(MessageOut):
+    """A message, and for an inbound one what the rules did with it."""
+
+    rules: list[RuleOutcomeOut] = Field(description="empty when no rule matched")
+
+
 class MessageListOut(BaseModel):
     """A page of messages, newest first."""
 
@@ -192,3 +219,12 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[FieldError] | None = Field(None, description="422 only: the wrong fields")
+
+
+# The problem answers the OpenAPI document lists on the routes that can give them.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing or wrong API key"},
+    422: {"model": Problem, "description": "invalid input; names the field"},
+}
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "the body is over server.max_body_bytes"}}

@@ -34,5 +34,15 @@ def problem(status: int, slug: str, title: str, detail: str, *,
 
 def invalid(field: str, reason: str) -> Response:
     """422: one field is wrong, and why."""
-    return problem(422, "invalid-input", "Invalid input", f"{field}: {reason}",
+    return _field_problem("invalid-input", "Invalid input", field, reason)
+
+
+def opted_out(field: str, reason: str) -> Response:
+    """422: the recipient opted out of the sending number; its own type, so clients can tell."""
+    return _field_problem("opted-out", "Recipient opted out", field, reason)
+
+
+def _field_problem(slug: str, title: str, field: str, reason: str) -> Response:
+    """A 422 that names the one field it is about, in ``errors`` as well as in the detail."""
+    return problem(422, slug, title, f"{field}: {reason}",
                    errors=[{"field": field, "reason": reason}])

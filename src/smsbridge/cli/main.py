@@ -31,6 +31,8 @@ from .common import (
     print_warnings,
     unreachable_warning,
 )
+from .optouts import optouts_app
+from .rules import rules_app
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -56,6 +58,8 @@ app.add_typer(carriers_app, name="carriers")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(config_app, name="config")
+app.add_typer(optouts_app, name="optouts")
+app.add_typer(rules_app, name="rules")
 
 
 def _version(value: bool) -> None:

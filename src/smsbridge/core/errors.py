@@ -5,7 +5,8 @@ Every error smsbridge raises on purpose derives from ``SmsBridgeError``::
     SmsBridgeError
     ├── InvalidInput             bad user input; names the field and the reason (422)
     │   ├── InvalidPhoneNumber   not a phone number, or not one we can send to
-    │   └── IdempotencyKeyReused an Idempotency-Key already used for a different request
+    │   ├── IdempotencyKeyReused an Idempotency-Key already used for a different request
+    │   └── RecipientOptedOut    the recipient is on the sending number's opt-out list
     ├── ConfigError              a bad configuration key; names the key and the reason
     ├── ProviderError            a carrier refused or failed a request; says if a retry can help
     │   └── CredentialsRejected  the carrier refused the credentials themselves; says how (kind)
@@ -44,6 +45,18 @@ class IdempotencyKeyReused(InvalidInput):
         super().__init__("Idempotency-Key", reason)
 
 
+class RecipientOptedOut(InvalidInput):
+    """A send or call to a recipient on the sending number's opt-out (suppression) list."""
+
+    def __init__(self, sender: str, recipient: str) -> None:
+        super().__init__("to", f"{recipient} has opted out of messages from {sender} (it "
+                               "replied STOP, the carrier said so, or it was added by hand); "
+                               "it is sent nothing until it replies START or is removed from "
+                               "the opt-out list")
+        self.sender = sender
+        self.recipient = recipient
+
+
 class ConfigError(SmsBridgeError):
     """A configuration value that cannot be used; ``key`` is its dotted path."""
 
@@ -59,7 +72,9 @@ class ProviderError(SmsBridgeError):
     ``retryable`` says whether trying again later can help (timeouts, 5xx, rate
     limits) or not (bad credentials, invalid number, opted-out recipient).
     ``code`` is the carrier's own error code or status word, ``retry_after`` the
-    delay in seconds the carrier asked for, if any.
+    delay in seconds the carrier asked for, if any. ``recipient_opted_out`` is True
+    when the carrier refused because the recipient opted out of this sender (replied
+    STOP to it); the gateway then puts the recipient on its own opt-out list.
     """
 
     def __init__(
@@ -69,12 +84,14 @@ class ProviderError(SmsBridgeError):
         retryable: bool,
         code: str | None = None,
         retry_after: float | None = None,
+        recipient_opted_out: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.code = code
         self.retry_after = retry_after
+        self.recipient_opted_out = recipient_opted_out
 
     def __repr__(self) -> str:
         return (

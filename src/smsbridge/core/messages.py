@@ -152,6 +152,9 @@ class StatusUpdate:
     error_code: str | None = None
     error_reason: str | None = None
     occurred_at: datetime = field(default_factory=utcnow)
+    # The carrier says the recipient opted out of this sender (a STOP): the gateway puts the
+    # number on the sender's suppression list.
+    recipient_opted_out: bool = False
 
 
 @dataclass(slots=True)

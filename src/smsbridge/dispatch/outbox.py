@@ -107,6 +107,14 @@ class OutboxWorker(PollingWorker):
         return await provider.send(outbound, self.http)
 
     async def _record_failure(self, message: Message, exc: ProviderError) -> None:
+        if exc.recipient_opted_out:
+            # The carrier keeps its own list; ours must refuse the next send before it goes.
+            _, added = await self.store.add_optout(message.from_number, message.to_number,
+                                                   "carrier")
+            if added:
+                log.warning("%s opted out of %s at %s (%s): put on the opt-out list",
+                            message.to_number, message.from_number, message.carrier,
+                            exc.code)
         if exc.retryable and message.attempts < self.max_attempts:
             delay = backoff_delay(message.attempts, self.backoff_base, self.backoff_max,
                                   exc.retry_after)

@@ -1,4 +1,4 @@
-"""Delivery of events to app webhooks, signed per the Standard Webhooks spec."""
+"""Delivery of events to app webhooks, signed per the Standard Webhooks spec, and to MQTT."""
 
 from __future__ import annotations
 
@@ -15,9 +15,14 @@ import aiohttp
 from ..core.redact import redact_url, redact_urls
 from ..store.base import DeliveryRecord, Store
 from .backoff import backoff_delay
+from .mqtt import MQTT_URL_PREFIX, MqttLink, MqttUnavailable, PublicationRefused
 from .worker import PollingWorker
 
 log = logging.getLogger("smsbridge.webhooks")
+
+# While the broker is away a publication is tried again at least this often, so that a
+# backlog goes out soon after the broker is back; it is never given up on for that reason.
+MQTT_RETRY_CAP_SECONDS = 30.0
 
 
 def sign_webhook(secret: str, msg_id: str, timestamp: int, body: str) -> str:
@@ -42,7 +47,11 @@ class WebhookTarget:
 
 
 class WebhookDeliveryWorker(PollingWorker):
-    """POSTs each pending event; non-2xx or no answer is retried with backoff, then failed."""
+    """POSTs each pending event; non-2xx or no answer is retried with backoff, then failed.
+
+    A delivery to ``mqtt:<topic>`` is published through ``mqtt`` instead, and waits in the
+    outbox for as long as the broker is unreachable.
+    """
 
     kind = "webhooks"
 
@@ -57,11 +66,13 @@ class WebhookDeliveryWorker(PollingWorker):
         lease_seconds: float = 60.0,
         backoff_base: float = 2.0,
         backoff_max: float = 600.0,
+        mqtt: MqttLink | None = None,
     ) -> None:
         super().__init__(concurrency, poll_interval, lease_seconds)
         self.store = store
         self.targets = targets
         self.http = http
+        self.mqtt = mqtt
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
 
@@ -74,6 +85,9 @@ class WebhookDeliveryWorker(PollingWorker):
 
     async def deliver(self, delivery: DeliveryRecord) -> None:
         """Make one attempt and record it."""
+        if delivery.url.startswith(MQTT_URL_PREFIX):
+            await self.publish(delivery)
+            return
         target = self.targets.get(delivery.url)
         if target is None:
             await self.store.finish_delivery(
@@ -120,3 +134,30 @@ class WebhookDeliveryWorker(PollingWorker):
                                          next_attempt_at=time.time() + delay)
         log.warning("webhook %s to %s: %s; retry in %.1fs", delivery.id,
                     redact_url(delivery.url), error, delay)
+
+    async def publish(self, delivery: DeliveryRecord) -> None:
+        """Publish one MQTT delivery and record it; an absent broker only delays it."""
+        topic = delivery.url.removeprefix(MQTT_URL_PREFIX)
+        error: str | None = None
+        if self.mqtt is None:
+            error = "MQTT is not configured"
+        else:
+            try:
+                await self.mqtt.publish(topic, delivery.payload.encode())
+            except PublicationRefused as exc:
+                error = f"refused: {exc}"
+            except MqttUnavailable as exc:
+                delay = min(backoff_delay(delivery.attempts, self.backoff_base, self.backoff_max),
+                            MQTT_RETRY_CAP_SECONDS)
+                await self.store.finish_delivery(delivery.id, ok=False, error=str(exc),
+                                                 next_attempt_at=time.time() + delay)
+                log.debug("MQTT %s to %s waits for the broker; retry in %.1fs", delivery.id,
+                          topic, delay)
+                return
+        if error is not None:
+            await self.store.finish_delivery(delivery.id, ok=False, error=error,
+                                             next_attempt_at=None)
+            log.warning("MQTT %s to %s failed for good: %s", delivery.id, topic, error)
+            return
+        await self.store.finish_delivery(delivery.id, ok=True, error=None, next_attempt_at=None)
+        log.info("MQTT %s %s published to %s", delivery.id, delivery.event_type, topic)

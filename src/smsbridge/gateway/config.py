@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
+import string
 import tomllib
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..core.errors import ConfigError, InvalidPhoneNumber
 from ..core.phone import to_e164
@@ -30,6 +42,11 @@ EVENT_TYPES = ("message.received", "message.status", "message.queued",
                "call.queued", "call.completed", "call.failed")
 # Without an `events` list a webhook hears of what arrives and how each send ends.
 DEFAULT_EVENTS = ("message.received", "message.status", "call.completed", "call.failed")
+# Names of webhooks and rules: a rule's name is also an MQTT topic level and part of an
+# Idempotency-Key, so no '/', '+', '#' or spaces.
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# What a rule's reply template may name beside the pattern's named groups.
+MESSAGE_FIELDS = ("from", "to", "text")
 
 
 class _Strict(BaseModel):
@@ -120,6 +137,65 @@ class WorkerConfig(_Strict):
     backoff_max: float = Field(600.0, gt=0, le=86400)
 
 
+# A topic level that is a wildcard or that MQTT reserves for the broker's own topics.
+_MQTT_TOPIC_BAD = re.compile(r"[+#\x00]")
+
+
+class MqttConfig(_Strict):
+    """[mqtt]: the broker that inbound messages, receipts and sends also go through."""
+
+    url: str
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    topic_prefix: str = "smsbridge"
+    discovery: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+        if parts.username or parts.password:
+            raise ValueError("give the credentials as mqtt.username and mqtt.password, "
+                             "not in the URL")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be only a scheme, a host and a port")
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or 65536 and above
+            port = 0
+        if port is not None and not 0 < port < 65536:
+            raise ValueError("has a port that is not a number from 1 to 65535")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        levels = value.split("/")
+        if not value or any(not level for level in levels) or _MQTT_TOPIC_BAD.search(value):
+            raise ValueError("must be topic levels joined by '/', none empty and none "
+                             "holding '+', '#' or NUL, e.g. smsbridge or home/sms")
+        if value.startswith("$"):
+            raise ValueError("must not start with '$' (the broker's own topics)")
+        return value
+
+    @property
+    def tls(self) -> bool:
+        """True for mqtts:// (TLS, port 8883 unless given)."""
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        """The broker's host name or address."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The broker's port: the URL's, else 1883 (8883 with TLS)."""
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+
 class ConnectionConfig(_Strict):
     """[[connections]]: one carrier account and the numbers it owns."""
 
@@ -132,6 +208,9 @@ class ConnectionConfig(_Strict):
 class WebhookConfig(_Strict):
     """[[webhooks]]: an app endpoint that receives signed events."""
 
+    # What [[rules]] call it by; a webhook a rule names hears of received messages only
+    # through rules (see gateway/events.py).
+    name: str | None = Field(None, pattern=NAME_PATTERN)
     url: str
     secret: SecretStr
     events: list[str] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
@@ -171,13 +250,237 @@ class WebhookConfig(_Strict):
         return value
 
 
+# What the gateway answers STOP, START and HELP with unless [optout] says otherwise.
+OPTOUT_STOP_REPLY = ("You are unsubscribed and will get no more messages from this number. "
+                     "Reply START to subscribe again.")
+OPTOUT_START_REPLY = "You are subscribed again. Reply STOP to unsubscribe."
+OPTOUT_HELP_REPLY = "Reply STOP to unsubscribe, START to subscribe again."
+# A reply is one SMS thread at most: the longest text any carrier takes.
+_MAX_REPLY_CHARS = 1600
+
+
+class OptoutOverride(_Strict):
+    """[optout.numbers."+1..."] or [optout.connections.NAME]: keys left out are inherited."""
+
+    enabled: bool | None = None
+    stop_reply: str | None = Field(None, max_length=_MAX_REPLY_CHARS)
+    start_reply: str | None = Field(None, max_length=_MAX_REPLY_CHARS)
+    help_reply: str | None = Field(None, max_length=_MAX_REPLY_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class OptoutPolicy:
+    """How opt-out keywords are handled on one receiving number; an empty reply is not sent."""
+
+    enabled: bool
+    stop_reply: str
+    start_reply: str
+    help_reply: str
+
+
+class OptoutConfig(_Strict):
+    """[optout]: STOP, START and HELP keywords, on by default, per number or connection."""
+
+    enabled: bool = True
+    stop_reply: str = Field(OPTOUT_STOP_REPLY, max_length=_MAX_REPLY_CHARS)
+    start_reply: str = Field(OPTOUT_START_REPLY, max_length=_MAX_REPLY_CHARS)
+    help_reply: str = Field(OPTOUT_HELP_REPLY, max_length=_MAX_REPLY_CHARS)
+    connections: dict[str, OptoutOverride] = Field(default_factory=dict)
+    numbers: dict[str, OptoutOverride] = Field(default_factory=dict)
+
+    @field_validator("numbers")
+    @classmethod
+    def _numbers(cls, value: dict[str, OptoutOverride]) -> dict[str, OptoutOverride]:
+        normalised: dict[str, OptoutOverride] = {}
+        for key, override in value.items():
+            if not key.strip().startswith("+"):
+                raise ValueError(f"{key!r} must be a number in E.164 form, such as "
+                                 "+15145550100")
+            try:
+                # The leading + makes the region irrelevant.
+                normalised[to_e164(key, "US")] = override
+            except InvalidPhoneNumber as exc:
+                raise ValueError(exc.reason) from None
+        return normalised
+
+    def policy(self, connection: str, number: str) -> OptoutPolicy:
+        """The settings on ``number`` of ``connection``: the number's, else the connection's,
+        else [optout]'s own."""
+        layers = [self.numbers.get(number), self.connections.get(connection)]
+
+        def pick(name: str) -> Any:
+            for layer in layers:
+                value = getattr(layer, name) if layer is not None else None
+                if value is not None:
+                    return value
+            return getattr(self, name)
+
+        return OptoutPolicy(pick("enabled"), pick("stop_reply"), pick("start_reply"),
+                            pick("help_reply"))
+
+
+def _template_fields(template: str) -> list[str]:
+    """The fields a reply template names; ValueError for one that is not a plain ``{name}``."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"is not a valid template ({exc}); write a literal brace as "
+                         "{{ or }}") from None
+    names: list[str] = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        # Attribute and index lookups would reach into Python objects: plain names only.
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"{{{name}{'!' + conversion if conversion else ''}"
+                             f"{':' + spec if spec else ''}}} is not a plain field; write "
+                             "{name} with a named group of the pattern or from, to, text")
+        names.append(name)
+    return names
+
+
+class RuleConfig(_Strict):
+    """[[rules]]: what is done with an inbound message that matches, in config order."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    to: list[str] | None = None
+    connection: str | None = None
+    from_: str | list[str] | None = Field(None, alias="from")
+    pattern: str | None = None
+    keyword: str | None = None
+    case_sensitive: bool = False
+    webhooks: list[str] = Field(default_factory=list)
+    reply: str | None = Field(None, max_length=1600)
+    forward_to: list[str] = Field(default_factory=list)
+    mqtt: bool = False
+    continue_: bool = Field(False, alias="continue")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression: {exc}") from None
+        taken = sorted(set(compiled.groupindex) & set(MESSAGE_FIELDS))
+        if taken:
+            raise ValueError(f"the group name {taken[0]!r} is the message's own field in "
+                             "templates; rename the group")
+        return value
+
+    @field_validator("keyword")
+    @classmethod
+    def _keyword(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("reply")
+    @classmethod
+    def _reply(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("must not be empty; leave reply out to send none")
+        pattern = info.data.get("pattern")
+        known = set(MESSAGE_FIELDS) | set(re.compile(pattern).groupindex if pattern else ())
+        for name in _template_fields(value):
+            if name not in known:
+                raise ValueError(f"{{{name}}} is not a field: use a named group of the "
+                                 f"pattern or one of {', '.join(sorted(known))}")
+        return value
+
+
+def _check_rules(config: GatewayConfig) -> None:
+    """Raise ConfigError, naming the key, where a rule names what is not configured."""
+    region = config.server.default_region
+
+    def number(raw: str, key: str) -> str:
+        try:
+            return to_e164(raw, region)
+        except InvalidPhoneNumber as exc:
+            raise ConfigError(key, exc.reason) from None
+
+    named: set[str] = set()
+    for index, hook in enumerate(config.webhooks):
+        if hook.name is not None and hook.name in named:
+            raise ConfigError(f"webhooks[{index}].name", f"{hook.name!r} is used twice")
+        named.add(hook.name or "")
+    for group, members in config.sender_groups.items():
+        for index, raw in enumerate(members):
+            number(raw, f"sender_groups.{group}[{index}]")
+    owned: set[str] = set()
+    for conn in config.connections:
+        for raw in conn.numbers:
+            with contextlib.suppress(InvalidPhoneNumber):  # Settings names the key
+                owned.add(to_e164(raw, region))
+    rule_names: set[str] = set()
+    for index, rule in enumerate(config.rules):
+        key = f"rules[{index}]"
+        if rule.name in rule_names:
+            raise ConfigError(f"{key}.name", f"{rule.name!r} is used twice")
+        if rule.name == "send":
+            # Its MQTT topic {prefix}/rules/send would match the send subscription {prefix}/+/send.
+            raise ConfigError(f"{key}.name", "'send' is taken by MQTT sends; choose another name")
+        rule_names.add(rule.name)
+        if rule.pattern is not None and rule.keyword is not None:
+            raise ConfigError(f"{key}.keyword", "give pattern or keyword, not both")
+        if rule.to is not None and rule.connection is not None:
+            raise ConfigError(f"{key}.connection", "give to or connection, not both")
+        if rule.connection is not None and rule.connection not in {
+                c.name for c in config.connections}:
+            raise ConfigError(f"{key}.connection", f"no connection named {rule.connection!r}")
+        if rule.to == []:
+            raise ConfigError(f"{key}.to", "names no number; leave it out to match any")
+        for n, raw in enumerate(rule.to or ()):
+            if number(raw, f"{key}.to[{n}]") not in owned:
+                raise ConfigError(f"{key}.to[{n}]", f"{raw} is not a number of any connection")
+        if isinstance(rule.from_, str) and rule.from_ not in config.sender_groups:
+            raise ConfigError(f"{key}.from", f"no sender group named {rule.from_!r} in "
+                                             "[sender_groups]; for numbers write a list, "
+                                             'e.g. from = ["+15145550111"]')
+        if isinstance(rule.from_, list):
+            if not rule.from_:
+                raise ConfigError(f"{key}.from", "names no number; leave it out for anyone")
+            for n, raw in enumerate(rule.from_):
+                number(raw, f"{key}.from[{n}]")
+        for n, raw in enumerate(rule.forward_to):
+            number(raw, f"{key}.forward_to[{n}]")
+        if rule.mqtt and config.mqtt is None:
+            raise ConfigError(f"{key}.mqtt", "needs an [mqtt] table with the broker's url")
+
+
+def _check_rule_webhooks(config: GatewayConfig) -> None:
+    """Raise ConfigError for a rule naming a webhook no [[webhooks]] entry is called."""
+    names = {hook.name for hook in config.webhooks if hook.name is not None}
+    for index, rule in enumerate(config.rules):
+        for n, name in enumerate(rule.webhooks):
+            if name not in names:
+                raise ConfigError(f"rules[{index}].webhooks[{n}]",
+                                  f"no [[webhooks]] entry is named {name!r}; give the "
+                                  f"webhook name = {name!r}")
+
+
 class GatewayConfig(_Strict):
     """The whole configuration file."""
 
     server: ServerConfig = Field(default_factory=lambda: ServerConfig())
+    optout: OptoutConfig = Field(default_factory=lambda: OptoutConfig())
     worker: WorkerConfig = Field(default_factory=lambda: WorkerConfig())
+    mqtt: MqttConfig | None = None
     connections: list[ConnectionConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    sender_groups: dict[str, list[str]] = Field(default_factory=dict)
+    rules: list[RuleConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rules_name_what_exists(self) -> GatewayConfig:
+        _check_rules(self)
+        return self
 
 
 class Connection:
@@ -231,6 +534,23 @@ class Settings:
             # Fail at start, naming the key, rather than at the first send.
             for conn in self.connections.values():
                 _ = conn.provider
+            # Only here are the app webhooks loaded (read-only commands go without them).
+            _check_rule_webhooks(config)
+            # `config check` and `serve` alike: an override of nothing is a typo.
+            self.check_optout_overrides()
+
+    def check_optout_overrides(self) -> None:
+        """ConfigError for an [optout] override of a number or connection not configured."""
+        optout = self.config.optout
+        for name in optout.connections:
+            if name not in self.connections:
+                known = ", ".join(self.connections) or "none"
+                raise ConfigError(f"optout.connections.{name}",
+                                  f"no connection is named {name!r}; known: {known}")
+        for number in optout.numbers:
+            if number not in self.number_owner:
+                raise ConfigError(f'optout.numbers."{number}"',
+                                  "is not a number of any connection")
 
     @cached_property
     def _built(self) -> tuple[dict[str, Connection], dict[str, Connection]]:
@@ -282,6 +602,11 @@ class Settings:
     def worker(self) -> WorkerConfig:
         """The [worker] table."""
         return self.config.worker
+
+    @property
+    def mqtt(self) -> MqttConfig | None:
+        """The [mqtt] table, None when MQTT is not configured."""
+        return self.config.mqtt
 
     @property
     def webhooks(self) -> list[WebhookConfig]:
@@ -418,7 +743,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, secrets: bool =
     """Load and validate the config at ``path`` (or $SMSBRIDGE_CONFIG, or the embedded default).
 
     With ``secrets=False`` (commands that neither send nor serve) the ``${NAME}``
-    references of connection settings and app webhooks are left unresolved.
+    references of connection settings, app webhooks and [mqtt] are left unresolved.
     """
     chosen = path or os.environ.get(ENV_CONFIG) or None
     if chosen is None:
@@ -448,7 +773,8 @@ def settings_from_dict(raw: dict[str, Any], source: str | None = None, *,
     """
     # Connection settings resolve when their provider is built (Connection.provider);
     # app webhooks are used only by commands that resolve secrets.
-    expanded = expand_env({k: v for k, v in raw.items() if k not in ("connections", "webhooks")})
+    expanded = expand_env({k: v for k, v in raw.items()
+                           if k not in ("connections", "webhooks", "mqtt")})
     connections = raw.get("connections")
     if isinstance(connections, list):
         expanded["connections"] = [
@@ -460,6 +786,12 @@ def settings_from_dict(raw: dict[str, Any], source: str | None = None, *,
         expanded["connections"] = connections
     if secrets and "webhooks" in raw:
         expanded["webhooks"] = expand_env(raw["webhooks"], "webhooks")
+    if "mqtt" in raw:
+        mqtt = raw["mqtt"]
+        if not secrets and isinstance(mqtt, dict):
+            # The broker's password is a secret: commands that do not serve go without it.
+            mqtt = {k: v for k, v in mqtt.items() if k != "password"}
+        expanded["mqtt"] = expand_env(mqtt, "mqtt")
     if base_dir is not None and isinstance(expanded.get("server", {}), dict):
         server = dict(expanded.get("server", {}))
         database = server.get("database")

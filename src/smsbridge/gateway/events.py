@@ -1,13 +1,22 @@
-"""App-webhook events: which webhooks get which event, and the exact JSON body they receive."""
+"""App-webhook events: which webhooks get which event, and the exact JSON body they receive.
+
+A received message goes to the webhooks of the [[rules]] it matches (with the rule's name
+and captures in the event), else to every webhook subscribed to message.received that no
+rule names: a webhook a rule names (one that arms an alarm, say) never hears of a text
+that did not pass its rule, such as the same command from a stranger.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..core.messages import Message, MessageStatus, utcnow
+from ..dispatch.mqtt import mqtt_url
 from ..store.base import DeliveryDraft
 from .config import WebhookConfig
+from .rules import RuleBook, RuleHit, rule_topic
 
 # Extra deliveries an event causes beside the app webhooks, made inside the same transaction
 # (called with the event type and the message as just written; must not do I/O).
@@ -21,11 +30,14 @@ CALL_FAILED = "call.failed"
 _CALL_ENDINGS = {MessageStatus.DELIVERED: CALL_COMPLETED, MessageStatus.FAILED: CALL_FAILED}
 
 
-def event_body(event_type: str, message: Message) -> str:
-    """The JSON body of an event: ``{"type", "timestamp", "data": the message or call}``."""
+def event_body(event_type: str, message: Message, **extra: Any) -> str:
+    """The JSON body of an event: ``{"type", "timestamp", "data": the message or call}``.
+
+    ``extra`` adds top-level keys (a rule's event adds ``rule`` and ``captures``).
+    """
     data = message.to_call_dict() if message.is_call else message.to_dict()
     return json.dumps(
-        {"type": event_type, "timestamp": utcnow().isoformat(), "data": data},
+        {"type": event_type, "timestamp": utcnow().isoformat(), "data": data, **extra},
         separators=(",", ":"),
         ensure_ascii=False,
     )
@@ -44,11 +56,21 @@ class EventRouter:
     """Turns a message or call change into one delivery per subscribed webhook."""
 
     def __init__(self, webhooks: Sequence[WebhookConfig]) -> None:
-        self._by_event: dict[str, list[str]] = {}
+        self._by_event: dict[str, list[WebhookConfig]] = {}
         for hook in webhooks:
             for event in hook.events:
-                self._by_event.setdefault(event, []).append(hook.url)
+                self._by_event.setdefault(event, []).append(hook)
+        self._by_name = {hook.name: hook.url for hook in webhooks if hook.name is not None}
         self._routes: list[EventRoute] = []
+        self._rules = RuleBook(())
+        self._mqtt_prefix: str | None = None
+        self._rule_only: frozenset[str] = frozenset()
+
+    def use_rules(self, rules: RuleBook, mqtt_prefix: str | None) -> None:
+        """Route received messages by ``rules``; ``mqtt_prefix`` when [mqtt] is configured."""
+        self._rules = rules
+        self._mqtt_prefix = mqtt_prefix
+        self._rule_only = frozenset(name for rule in rules.rules for name in rule.webhooks)
 
     def add_route(self, route: EventRoute) -> None:
         """Also deliver what ``route`` makes of each event (MQTT publishes, for one)."""
@@ -64,15 +86,35 @@ class EventRouter:
             if renamed is None:
                 return []
             event_type = renamed
-        drafts = self._webhook_drafts(event_type, message)
+        if event_type == "message.received":
+            drafts = self._received_drafts(message)
+        else:
+            drafts = self._webhook_drafts(event_type, message)
         for route in self._routes:
             drafts.extend(route(event_type, message))
         return drafts
 
-    def _webhook_drafts(self, event_type: str, message: Message) -> list[DeliveryDraft]:
-        """One delivery per app webhook subscribed to ``event_type``."""
-        urls = self._by_event.get(event_type)
-        if not urls:
+    def _webhook_drafts(self, event_type: str, message: Message,
+                        skip: frozenset[str] = frozenset()) -> list[DeliveryDraft]:
+        """One delivery per app webhook subscribed to ``event_type`` but not named in ``skip``."""
+        hooks = [hook for hook in self._by_event.get(event_type, ()) if hook.name not in skip]
+        if not hooks:
             return []
         body = event_body(event_type, message)
-        return [DeliveryDraft(url, event_type, message.id, body) for url in urls]
+        return [DeliveryDraft(hook.url, event_type, message.id, body) for hook in hooks]
+
+    def _received_drafts(self, message: Message) -> list[DeliveryDraft]:
+        """The matched rules' deliveries, or the default route's when no rule matched."""
+        hits = [hit for hit in self._rules.evaluate(message) if hit.allowed]
+        if hits:
+            return [draft for hit in hits for draft in self._rule_drafts(hit, message)]
+        return self._webhook_drafts("message.received", message, skip=self._rule_only)
+
+    def _rule_drafts(self, hit: RuleHit, message: Message) -> list[DeliveryDraft]:
+        """The event of one matched rule, to its webhooks and, with ``mqtt``, its topic."""
+        rule = hit.rule
+        body = event_body("message.received", message, rule=rule.name, captures=hit.captures)
+        urls = [self._by_name[name] for name in rule.webhooks if name in self._by_name]
+        if rule.mqtt and self._mqtt_prefix is not None:
+            urls.append(mqtt_url(rule_topic(self._mqtt_prefix, rule.name)))
+        return [DeliveryDraft(url, "message.received", message.id, body) for url in urls]

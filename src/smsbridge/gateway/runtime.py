@@ -8,10 +8,12 @@ from typing import Any
 
 import aiohttp
 
+from ..dispatch.mqtt import MqttLink
 from ..dispatch.outbox import OutboxWorker
 from ..dispatch.webhooks import WebhookDeliveryWorker, WebhookTarget
 from ..store.sql import SqlStore
 from .config import Settings
+from .mqtt import build_link
 from .service import Gateway
 
 log = logging.getLogger("smsbridge")
@@ -35,6 +37,7 @@ class Runtime:
         self.gateway: Gateway | None = None
         self.outbox: OutboxWorker | None = None
         self.webhooks: WebhookDeliveryWorker | None = None
+        self.mqtt: MqttLink | None = None
         self._token_refresh: asyncio.Task[None] | None = None
         self.new_tokens: set[str] = set()
 
@@ -63,6 +66,12 @@ class Runtime:
             send_seconds = max((c.provider.max_send_seconds()
                                 for c in self.settings.connections.values()), default=0.0)
             hook_timeout = max((h.timeout_seconds for h in self.settings.webhooks), default=0.0)
+            if self.settings.mqtt is not None:
+                # The delivery worker publishes with the broker's connection; it does not
+                # wait for it (healthz stays up through a broker outage: the outbox holds on).
+                self.mqtt = build_link(self.settings.mqtt, gateway,
+                                       reconnect_max=min(w.backoff_max, 30.0))
+                hook_timeout = max(hook_timeout, self.mqtt.publish_timeout)
             outbox_lease = max(w.lease_seconds, send_seconds + LEASE_MARGIN_SECONDS)
             hooks_lease = max(w.lease_seconds, hook_timeout + LEASE_MARGIN_SECONDS)
             self.outbox = OutboxWorker(
@@ -79,7 +88,7 @@ class Runtime:
                 {h.url: WebhookTarget(h.url, h.secret.get_secret_value(), h.max_attempts,
                                       h.timeout_seconds) for h in self.settings.webhooks},
                 self.http, poll_interval=w.poll_interval, lease_seconds=hooks_lease,
-                backoff_base=w.backoff_base, backoff_max=w.backoff_max,
+                backoff_base=w.backoff_base, backoff_max=w.backoff_max, mqtt=self.mqtt,
             )
             outbox, hooks = self.outbox, self.webhooks
 
@@ -91,6 +100,12 @@ class Runtime:
             self.store.listen(outbox.wake, hooks.wake)
             self.outbox.start()
             self.webhooks.start()
+            if self.mqtt is not None:
+                async def publish_backlog() -> None:
+                    hooks.wake()
+
+                self.mqtt.add_on_connect(publish_backlog)
+                self.mqtt.start()
         return gateway
 
     async def ensure_first_api_key(self, name: str = "default") -> str | None:
@@ -123,6 +138,8 @@ class Runtime:
         for worker in (self.outbox, self.webhooks):
             if worker is not None:
                 await worker.stop()
+        if self.mqtt is not None:  # after the worker that publishes through it
+            await self.mqtt.stop()
         if self.http is not None:
             await self.http.close()
         await self.store.close()

@@ -45,6 +45,9 @@ from ..store.base import (
 )
 from .config import Connection, Settings
 from .events import EventRouter
+from .mqtt import add_mqtt_route
+from .optouts import OptoutHandler, refuse_if_opted_out
+from .rule_actions import RulesHandler
 
 log = logging.getLogger("smsbridge.gateway")
 
@@ -125,12 +128,15 @@ class Gateway:
         self.store = store
         self.http = http
         self.events = EventRouter(settings.webhooks)
+        add_mqtt_route(self.events, settings.mqtt)
         self.tokens: dict[str, str] = {}
         self._key_cache: dict[str, tuple[float, ApiKeyRecord]] = {}
         self.on_queued: Callable[[], None] = lambda: None
         # What runs after an inbound message is stored, in order (opt-out words, then rules);
         # a handler that consumed the message stops the ones after it.
         self.inbound_handlers: list[InboundHandler] = []
+        self.inbound_handlers.append(OptoutHandler(settings))
+        self.inbound_handlers.append(RulesHandler.attach(self))
 
     # --- setup
     async def load_tokens(self) -> dict[str, str]:
@@ -342,13 +348,17 @@ class Gateway:
         different request it raises IdempotencyKeyReused.
         """
         _check_idempotency_key(idempotency_key)
-        return await self._queue(self.prepare(request), idempotency_key, scope)
+        message = self.prepare(request)
+        await refuse_if_opted_out(self.store, message)
+        return await self._queue(message, idempotency_key, scope)
 
     async def place_call(self, request: CallRequest, idempotency_key: str | None = None, *,
                          scope: str = "cli") -> tuple[Message, bool]:
         """Queue a voice call durably, with the same idempotency rules as ``send``."""
         _check_idempotency_key(idempotency_key)
-        return await self._queue(self.prepare_call(request), idempotency_key, scope)
+        call = self.prepare_call(request)
+        await refuse_if_opted_out(self.store, call)
+        return await self._queue(call, idempotency_key, scope)
 
     async def _queue(self, message: Message, idempotency_key: str | None, scope: str
                      ) -> tuple[Message, bool]:
@@ -445,10 +455,21 @@ class Gateway:
         changed = await self.store.apply_status(conn.name, updates, self.events)
         for message in changed:
             log.info("status %s -> %s", message.id, message.status.value)
+        await self._note_receipt_opt_outs(updates, changed)
         if len(changed) < len(updates):
             log.info("%d receipt(s) on %s changed nothing now: out of order, or kept until "
                      "their send is recorded", len(updates) - len(changed), conn.name)
         return conn.provider.status_reply(updates), changed
+
+    async def _note_receipt_opt_outs(self, updates: Sequence[StatusUpdate],
+                                     changed: Sequence[Message]) -> None:
+        """Put on the sender's list each recipient a receipt says opted out."""
+        opted_out = {u.carrier_message_id for u in updates if u.recipient_opted_out}
+        for message in changed:
+            if message.carrier_message_id in opted_out and message.status is MessageStatus.FAILED:
+                await self.store.add_optout(message.from_number, message.to_number, "carrier")
+                log.info("%s opted out of %s (carrier receipt for %s)", message.to_number,
+                         message.from_number, message.id)
 
     async def call_instructions(self, connection: str, token: str, call_id: str,
                                 request: WebhookRequest) -> Reply | None:

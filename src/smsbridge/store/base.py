@@ -8,9 +8,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ..core.messages import KIND_MESSAGE, Direction, Message, MessageStatus, StatusUpdate
 from ..core.redact import redact_url
+
+if TYPE_CHECKING:
+    from .optouts import OptoutPage, OptoutRecord
+    from .rule_runs import RuleRun
 
 # How long an Idempotency-Key is honoured after its first use; later it starts a new message.
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600.0
@@ -94,7 +99,8 @@ class DeliveryRecord:
         """The public JSON form."""
         return {
             "id": self.id,
-            "url": redact_url(self.url),
+            # An MQTT publication's topic hides nothing; an app URL may hold credentials.
+            "url": self.url if self.url.startswith("mqtt:") else redact_url(self.url),
             "event_type": self.event_type,
             "message_id": self.message_id,
             "status": self.status,
@@ -306,3 +312,35 @@ class Store(ABC):
     @abstractmethod
     async def set_meta(self, key: str, value: str) -> None:
         """Store (or replace) a runtime fact."""
+
+    # --- the opt-out list (store/optouts.py)
+    @abstractmethod
+    async def add_optout(self, from_number: str, to_number: str, source: str
+                         ) -> tuple[OptoutRecord, bool]:
+        """List the pair (source: keyword, carrier, api or cli); True when it was not listed."""
+
+    @abstractmethod
+    async def remove_optout(self, from_number: str, to_number: str) -> OptoutRecord | None:
+        """Take the pair off the list; the row removed, or None."""
+
+    @abstractmethod
+    async def is_opted_out(self, from_number: str, to_number: str) -> bool:
+        """Whether nothing may be sent from ``from_number`` to ``to_number``."""
+
+    @abstractmethod
+    async def list_optouts(self, from_number: str | None, to_number: str | None, limit: int,
+                           cursor: str | None) -> OptoutPage:
+        """Listed pairs newest first; ValueError for a cursor not given out."""
+
+    @abstractmethod
+    async def inbound_texts_after(self, message_id: str, max_chars: int) -> list[str]:
+        """The short texts that the same sender sent the same number after this message."""
+
+    # --- what inbound rules did (store/rule_runs.py)
+    @abstractmethod
+    async def record_rule_runs(self, runs: Sequence[RuleRun]) -> None:
+        """Store rule outcomes; one already stored for the same rule and action is replaced."""
+
+    @abstractmethod
+    async def list_rule_runs(self, message_id: str) -> list[RuleRun]:
+        """What the rules did with one message, in the order they did it."""

@@ -144,6 +144,26 @@ early_receipts = Table(
 )
 Index("ix_early_receipts_carrier_id", early_receipts.c.carrier_message_id)
 
+# What each inbound rule did with a message (see store/rule_runs.py): one row per rule and
+# action, so that running the rules again on a retried webhook updates instead of adding.
+rule_runs = Table(
+    "rule_runs",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # match, reply, forward
+    Column("target", String(MAX_NUMBER_CHARS), nullable=False),  # "" for the match itself
+    Column("status", String(24), nullable=False),
+    Column("detail", NulSafeText),
+    Column("captures", NulSafeText),  # JSON object of the pattern's named groups
+    Column("outbound_message_id", String(40)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ux_rule_runs_action", rule_runs.c.message_id, rule_runs.c.rule, rule_runs.c.action,
+      rule_runs.c.target, unique=True)
+
 api_keys = Table(
     "api_keys",
     metadata,
@@ -166,6 +186,20 @@ carrier_tokens = Table(
     Column("token", String(128), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
 )
+
+# The opt-out (suppression) list: nothing is sent from ``from_number`` to ``to_number``.
+# ``source`` says who put the pair there: keyword (a STOP), carrier (its opted-out error),
+# api or cli.
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("from_number", String(MAX_NUMBER_CHARS), nullable=False),
+    Column("to_number", String(MAX_NUMBER_CHARS), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ux_optouts_pair", optouts.c.from_number, optouts.c.to_number, unique=True)
 
 # Small runtime facts shared between processes, such as the address `serve` listens on.
 meta = Table(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -59,6 +58,7 @@ from .base import (
 )
 from .notify import OUTBOX_CHANNEL, WEBHOOKS_CHANNEL, NotifyListener
 from .optouts import OptoutQueries
+from .paging import newest_first
 from .rule_runs import RuleRunQueries
 from .schema import api_keys, carrier_tokens, deliveries, early_receipts, messages
 from .schema import meta as meta_table
@@ -227,21 +227,6 @@ def _row_to_delivery(row: Any) -> DeliveryRecord:
 def _row_to_key(row: Any) -> ApiKeyRecord:
     m = row._mapping
     return ApiKeyRecord(m["id"], m["name"], m["prefix"], m["created_at"], m["revoked_at"])
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        seq = int(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("cursor is not one this server gave out") from exc
-    if not 0 < seq < 2**63:
-        raise ValueError("cursor is not one this server gave out")
-    return seq
 
 
 def _sqlite_path(url: URL) -> Path | None:
@@ -708,8 +693,7 @@ class SqlStore(OptoutQueries, RuleRunQueries, Store):
         self, filter: MessageFilter, limit: int, cursor: str | None
     ) -> MessagePage:
         """Messages newest first, ``limit`` at a time."""
-        query = (select(messages).where(messages.c.kind == filter.kind)
-                 .order_by(messages.c.seq.desc()).limit(limit + 1))
+        query = select(messages).where(messages.c.kind == filter.kind)
         if filter.number:
             query = query.where(or_(messages.c.from_number == filter.number,
                                     messages.c.to_number == filter.number))
@@ -719,17 +703,9 @@ class SqlStore(OptoutQueries, RuleRunQueries, Store):
             query = query.where(messages.c.status == filter.status.value)
         if filter.connection:
             query = query.where(messages.c.connection == filter.connection)
-        if cursor:
-            query = query.where(messages.c.seq < _decode_cursor(cursor))
-
-        def run(conn: Connection) -> MessagePage:
-            rows = conn.execute(query).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            nxt = _encode_cursor(rows[-1]._mapping["seq"]) if more and rows else None
-            return MessagePage([_row_to_message(r) for r in rows], nxt)
-
-        return await self._read(run)  # type: ignore[no-any-return]
+        page = newest_first(query, messages.c.seq, limit, cursor, _row_to_message)
+        found, next_cursor = await self._read(page)
+        return MessagePage(found, next_cursor)
 
     # --- deliveries
     async def claim_deliveries(

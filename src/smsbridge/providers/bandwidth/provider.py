@@ -64,6 +64,9 @@ STATUS_EVENTS: dict[str, MessageStatus] = {
 }
 # The MMS presentation part Bandwidth lists beside the media: layout, not content.
 SMIL_SUFFIX = ".smil"
+# destination-rejected-due-to-user-opt-out (Bandwidth's error codes; it arrives only in a
+# message-failed callback).
+OPTED_OUT_CODES = frozenset({"4775"})
 
 
 class BandwidthConfig(ProviderConfig):
@@ -218,7 +221,8 @@ class BandwidthProvider(Provider[BandwidthConfig]):
                 description = event.get("description")
                 reason = description if isinstance(description, str) and description else (
                     f"Bandwidth error {code}" if code else "Bandwidth: message-failed")
-            updates.append(StatusUpdate(_string(message, "id", index), status, code, reason))
+            updates.append(StatusUpdate(_string(message, "id", index), status, code, reason,
+                                        recipient_opted_out=code in OPTED_OUT_CODES))
         return updates
 
     def setup_hint(self, inbound_url: str, status_url: str) -> str | None:

@@ -26,6 +26,10 @@ PERMANENT_SEND_CODES: frozenset[str] = frozenset({
     "40310",  # invalid 'to' address
 })
 
+# The recipient texted STOP to this sender (Telnyx docs, "Advanced Opt-In/Out": 40300
+# "Blocked due to STOP message"): it goes on the gateway's list too.
+OPTED_OUT_CODES: frozenset[str] = frozenset({"40300"})
+
 # Telnyx asked us to slow down or failed on its side: the same request can pass later.
 TRANSIENT_SEND_CODES: frozenset[str] = frozenset({
     "10007",  # unexpected error
@@ -83,7 +87,9 @@ def send_error(response: CarrierResponse) -> ProviderError:
         retryable = False
     elif code in TRANSIENT_SEND_CODES:
         retryable = True
-    return response.error(f"Telnyx: {reason}", code=code, retryable=retryable)
+    refusal = response.error(f"Telnyx: {reason}", code=code, retryable=retryable)
+    refusal.recipient_opted_out = code in OPTED_OUT_CODES
+    return refusal
 
 
 def delivery_error(errors: Any) -> tuple[str | None, str | None]:

@@ -39,7 +39,7 @@ from ..base import (
 from ..http import carrier_request
 from ..numbers import inbound_number
 from .account import messaging_numbers
-from .errors import delivery_error, send_error
+from .errors import OPTED_OUT_CODES, delivery_error, send_error
 from .signature import decode_public_key, signature_matches
 
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -219,7 +219,8 @@ class TelnyxProvider(Provider[TelnyxConfig]):
         code, reason = delivery_error(payload.get("errors"))
         if status is not MessageStatus.FAILED and code is None:
             reason = None
-        return [StatusUpdate(message_id, status, code, reason)]
+        return [StatusUpdate(message_id, status, code, reason,
+                             recipient_opted_out=code in OPTED_OUT_CODES)]
 
     def setup_hint(self, inbound_url: str, status_url: str) -> str | None:
         """Where the inbound URL goes in the Telnyx portal."""

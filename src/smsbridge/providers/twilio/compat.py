@@ -41,7 +41,7 @@ from ..base import (
 from ..http import basic_auth, carrier_request, redact
 from ..numbers import inbound_number
 from .account import check_account, sms_numbers
-from .errors import delivery_error_reason, is_retryable, send_error
+from .errors import delivery_error_reason, is_retryable, recipient_opted_out, send_error
 from .signature import body_matches, signature_matches
 
 API_VERSION = "2010-04-01"
@@ -224,6 +224,7 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
                 redact(str(reason), self.secrets()),
                 retryable=is_retryable(_positive_int(error_code), 400),
                 code=str(error_code),
+                recipient_opted_out=recipient_opted_out(_positive_int(error_code)),
             )
         segments = _positive_int(resource.get("num_segments"))
         return SendResult(sid, MessageStatus.SENT, segments)
@@ -296,7 +297,8 @@ class TwilioCompatibleProvider(Provider[ConfigT]):
             error_code = None
         reason = delivery_error_reason(error_code, first(fields, "ErrorMessage") or None,
                                        self.name)
-        return [StatusUpdate(sid, status, error_code, reason)]
+        return [StatusUpdate(sid, status, error_code, reason, recipient_opted_out=(
+            status is MessageStatus.FAILED and recipient_opted_out(_positive_int(error_code))))]
 
     def _call_status(self, fields: Sequence[tuple[str, str]]) -> StatusUpdate:
         """Read a call-status callback: ringing and answered are ``sent``, the end is final."""

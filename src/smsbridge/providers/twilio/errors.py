@@ -26,6 +26,9 @@ PERMANENT_SEND_CODES: frozenset[int] = frozenset({
 # Twilio asked us to slow down; the same request will pass later.
 TRANSIENT_SEND_CODES: frozenset[int] = frozenset({20429})
 
+# The recipient replied STOP to this sender (twilio.md §2): it goes on the gateway's list too.
+OPTED_OUT_CODES: frozenset[int] = frozenset({21610})
+
 DELIVERY_ERROR_REASONS: dict[int, str] = {
     21610: "recipient has opted out (replied STOP)",
     21614: "destination is not a mobile number",
@@ -59,6 +62,11 @@ def is_retryable(code: int | None, http_status: int) -> bool:
     return retryable_status(http_status)
 
 
+def recipient_opted_out(code: int | None) -> bool:
+    """Whether Twilio's code says the recipient opted out of this sender."""
+    return code in OPTED_OUT_CODES
+
+
 def send_error(response: CarrierResponse, label: str = "Twilio") -> ProviderError:
     """The ProviderError for a Messages API answer that was not a success."""
     data = response.json()
@@ -71,11 +79,13 @@ def send_error(response: CarrierResponse, label: str = "Twilio") -> ProviderErro
     message = data.get("message")
     if not (isinstance(message, str) and message):
         message = f"{label} answered HTTP {response.status}"
-    return response.error(
+    error = response.error(
         message,
         retryable=is_retryable(code, response.status),
         code=str(code) if code is not None else None,
     )
+    error.recipient_opted_out = recipient_opted_out(code)
+    return error
 
 
 def delivery_error_reason(

@@ -120,6 +120,9 @@ RECEIPT_ERRORS: dict[str, str] = {
     "13": "subscriber age restriction",
     "14": "number blocked by the carrier",
 }
+# "Illegal number": the recipient asked not to receive messages from this sender (Vonage,
+# "Messaging Opted-out Numbers": the send succeeds, the receipt carries err-code 9).
+RECEIPT_OPTED_OUT_CODES = frozenset({"9"})
 
 SignatureMethod = Literal["md5hash", "md5", "sha1", "sha256", "sha512"]
 
@@ -335,7 +338,8 @@ class VonageProvider(Provider[VonageConfig]):
         if status is not MessageStatus.FAILED or code in ("", "0"):
             return [StatusUpdate(message_id, status)]
         reason = RECEIPT_ERRORS.get(code, f"Vonage delivery error {code}")
-        return [StatusUpdate(message_id, status, code, f"{raw.lower()}: {reason}")]
+        return [StatusUpdate(message_id, status, code, f"{raw.lower()}: {reason}",
+                             recipient_opted_out=code in RECEIPT_OPTED_OUT_CODES)]
 
     def setup_hint(self, inbound_url: str, status_url: str) -> str | None:
         """Where the inbound URL goes in the Vonage dashboard."""
