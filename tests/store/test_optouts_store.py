@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
+from smsbridge.core.errors import RecipientOptedOut
 from smsbridge.store import SqlStore
-from tests.store.test_store import ALICE, HOME, inbound, no_events, open_started
+from smsbridge.store.base import IdempotencyKey, MessageFilter
+from tests.store.test_store import ALICE, HOME, inbound, no_events, open_started, outbound
 
 BOB = "+15145550112"
 OTHER_DID = "+15555550101"
@@ -85,3 +88,36 @@ async def test_later_short_texts_on_the_same_pair_are_found(store: SqlStore) -> 
     assert await store.inbound_texts_after(stop.id, 100) == [
         "a long message that is no keyword at all", " start "]
     assert await store.inbound_texts_after("msg_unknown", 20) == []
+
+
+async def test_queueing_refuses_a_listed_recipient_without_holding_up_the_others(
+        store: SqlStore) -> None:
+    """Checked in the insert's transaction: one refusal in a batch, the rest queued."""
+    await store.add_optout(HOME, ALICE, "keyword")
+    results = await asyncio.gather(
+        *(store.queue_outbound(outbound(to=to), None, no_events) for to in (ALICE, BOB, BOB)),
+        return_exceptions=True)
+    refused, *queued = results
+    assert isinstance(refused, RecipientOptedOut)
+    assert [r[0].to_number for r in queued] == [BOB, BOB]  # type: ignore[index]
+    page = await store.list_messages(MessageFilter(), 10, None)
+    assert sorted(m.to_number for m in page.messages) == [BOB, BOB]
+    # The STOP confirmation itself goes past the list.
+    answer, created = await store.queue_outbound(outbound("You are unsubscribed", to=ALICE),
+                                                 None, no_events, honour_optouts=False)
+    assert created and answer.to_number == ALICE
+
+
+async def test_an_idempotency_key_replays_its_message_after_the_recipient_opted_out(
+        store: SqlStore) -> None:
+    first = outbound(to=ALICE)
+    key = IdempotencyKey.for_message("api", "k1", first)
+    stored, created = await store.queue_outbound(first, key, no_events)
+    assert created
+    await store.add_optout(HOME, ALICE, "keyword")
+    replay, created_again = await store.queue_outbound(outbound(to=ALICE), key, no_events)
+    assert (replay.id, created_again) == (stored.id, False)
+    fresh = outbound(to=ALICE)
+    with pytest.raises(RecipientOptedOut):
+        await store.queue_outbound(fresh, IdempotencyKey.for_message("api", "k2", fresh),
+                                   no_events)

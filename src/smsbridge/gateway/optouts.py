@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from ..core.errors import (
     IdempotencyKeyReused,
     InvalidInput,
-    RecipientOptedOut,
 )
 from ..core.messages import Message
 from ..core.phone import to_e164
@@ -53,12 +52,6 @@ REPLY_SCOPE = "optout"
 def keyword_of(text: str) -> Keyword | None:
     """The opt-out keyword ``text`` is, or None."""
     return KEYWORDS.get(text.strip().casefold())
-
-
-async def refuse_if_opted_out(store: Store, message: Message) -> None:
-    """Raise RecipientOptedOut when ``message``'s recipient opted out of its sending number."""
-    if await store.is_opted_out(message.from_number, message.to_number):
-        raise RecipientOptedOut(message.from_number, message.to_number)
 
 
 def check_overrides(settings: Settings) -> None:
@@ -137,7 +130,8 @@ async def _queue_reply(gateway: Gateway, conn: Connection, message: Message, tex
         return
     key = IdempotencyKey.for_message(REPLY_SCOPE, message.id, reply)
     try:
-        _, created = await gateway.store.queue_outbound(reply, key, gateway.events)
+        _, created = await gateway.store.queue_outbound(reply, key, gateway.events,
+                                                        honour_optouts=False)
     except IdempotencyKeyReused:
         return  # answered already, with a text the config has changed since
     if created:

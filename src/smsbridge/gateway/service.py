@@ -46,7 +46,7 @@ from ..store.base import (
 from .config import Connection, Settings
 from .events import EventRouter
 from .mqtt import add_mqtt_route
-from .optouts import OptoutHandler, refuse_if_opted_out
+from .optouts import OptoutHandler
 from .rule_actions import RulesHandler
 
 log = logging.getLogger("smsbridge.gateway")
@@ -348,17 +348,14 @@ class Gateway:
         different request it raises IdempotencyKeyReused.
         """
         _check_idempotency_key(idempotency_key)
-        message = self.prepare(request)
-        await refuse_if_opted_out(self.store, message)
-        return await self._queue(message, idempotency_key, scope)
+        # The store refuses a recipient who opted out, in the insert's own transaction.
+        return await self._queue(self.prepare(request), idempotency_key, scope)
 
     async def place_call(self, request: CallRequest, idempotency_key: str | None = None, *,
                          scope: str = "cli") -> tuple[Message, bool]:
         """Queue a voice call durably, with the same idempotency rules as ``send``."""
         _check_idempotency_key(idempotency_key)
-        call = self.prepare_call(request)
-        await refuse_if_opted_out(self.store, call)
-        return await self._queue(call, idempotency_key, scope)
+        return await self._queue(self.prepare_call(request), idempotency_key, scope)
 
     async def _queue(self, message: Message, idempotency_key: str | None, scope: str
                      ) -> tuple[Message, bool]:

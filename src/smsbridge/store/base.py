@@ -190,11 +190,14 @@ class Store(ABC):
     # --- messages
     @abstractmethod
     async def queue_outbound(
-        self, message: Message, idempotency: IdempotencyKey | None, events_for: EventsFor
+        self, message: Message, idempotency: IdempotencyKey | None, events_for: EventsFor,
+        *, honour_optouts: bool = True,
     ) -> tuple[Message, bool]:
         """Insert a queued message; with a kept idempotency key return the first one and False.
 
-        Raises IdempotencyKeyReused when the kept key's fingerprint differs.
+        Raises IdempotencyKeyReused when the kept key's fingerprint differs, and
+        RecipientOptedOut (checked in the same transaction) when the recipient opted out of
+        the sending number, unless ``honour_optouts`` is False (the answer to a STOP).
         """
 
     @abstractmethod

@@ -131,3 +131,15 @@ class OptoutQueries:
             .order_by(messages.c.seq))
         return await self._read(  # type: ignore[no-any-return]
             lambda c: [row[0] for row in c.execute(query)])
+
+
+def listed_pairs(conn: Connection, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (sending number, recipient) pairs are on the list, in one query."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    senders = {sender for sender, _ in wanted}
+    recipients = {recipient for _, recipient in wanted}
+    rows = conn.execute(select(optouts.c.from_number, optouts.c.to_number).where(
+        optouts.c.from_number.in_(senders), optouts.c.to_number.in_(recipients))).all()
+    return {(row[0], row[1]) for row in rows} & wanted

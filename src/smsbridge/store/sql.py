@@ -33,7 +33,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ..core.errors import IdempotencyKeyReused, InvalidInput, StoreUnavailable
+from ..core.errors import (
+    IdempotencyKeyReused,
+    InvalidInput,
+    RecipientOptedOut,
+    StoreUnavailable,
+)
 from ..core.messages import (
     STATUS_RANK,
     Direction,
@@ -57,7 +62,7 @@ from .base import (
     WriteFailure,
 )
 from .notify import OUTBOX_CHANNEL, WEBHOOKS_CHANNEL, NotifyListener
-from .optouts import OptoutQueries
+from .optouts import OptoutQueries, listed_pairs
 from .paging import newest_first
 from .rule_runs import RuleRunQueries
 from .schema import api_keys, carrier_tokens, deliveries, early_receipts, messages
@@ -514,7 +519,8 @@ class SqlStore(OptoutQueries, RuleRunQueries, Store):
 
     # --- messages
     async def queue_outbound(
-        self, message: Message, idempotency: IdempotencyKey | None, events_for: EventsFor
+        self, message: Message, idempotency: IdempotencyKey | None, events_for: EventsFor,
+        *, honour_optouts: bool = True,
     ) -> tuple[Message, bool]:
         """Insert a queued message, or return the one stored under the same idempotency key.
 
@@ -522,23 +528,28 @@ class SqlStore(OptoutQueries, RuleRunQueries, Store):
         kept for a request with another fingerprint raises IdempotencyKeyReused.
         """
         if idempotency is None:
-            queued: tuple[Message, bool] = await self._write(
-                _OutboundInsert(self, message, events_for))
+            queued: tuple[Message, bool] | RecipientOptedOut = await self._write(
+                _OutboundInsert(self, message, events_for, honour_optouts))
+            if isinstance(queued, RecipientOptedOut):
+                raise queued
             self._message_stored()
             return queued
         if len(idempotency.scope) > 64 or len(idempotency.key) > 300:
             raise ValueError("idempotency scope or key too long for the store")
         key = {"scope": idempotency.scope, "k": idempotency.key}
 
-        def op(conn: Connection) -> tuple[Message, bool, bool]:
+        def op(conn: Connection) -> tuple[Message, bool, bool] | RecipientOptedOut:
             now = time.time()
             values = _message_values(message, now)
             values.update(idempotency_scope=idempotency.scope, idempotency_key=idempotency.key,
                           idempotency_fingerprint=idempotency.fingerprint, next_attempt_at=now)
             insert_once = INSERT_ONCE_PER_KEY[conn.dialect.name]
+            refused = honour_optouts and bool(listed_pairs(
+                conn, [(message.from_number, message.to_number)]))
             # A second round only when the key expired and a concurrent request renewed it.
             for _ in range(2):
-                if conn.execute(insert_once, values).first() is not None:
+                # An opted-out recipient: a replay of the key still answers with its message.
+                if not refused and conn.execute(insert_once, values).first() is not None:
                     self._add_events(conn, events_for("message.queued", message), now)
                     self._notify(conn, OUTBOX_CHANNEL)
                     return message, True, False
@@ -552,9 +563,14 @@ class SqlStore(OptoutQueries, RuleRunQueries, Store):
                 # Expired: the old message keeps its key for the record but leaves the scope.
                 conn.execute(update(messages).where(messages.c.seq == kept["seq"])
                              .values(idempotency_scope=None))
+            if refused:  # returned, not raised: the rest of the writer's batch goes on
+                return RecipientOptedOut(message.from_number, message.to_number)
             raise RuntimeError("idempotency key conflict without a row")
 
-        stored, created, reused = await self._write(op)
+        outcome = await self._write(op)
+        if isinstance(outcome, RecipientOptedOut):
+            raise outcome
+        stored, created, reused = outcome
         if created:
             self._message_stored()
         if reused:
@@ -932,27 +948,42 @@ def _apply_receipt(conn: Connection, store: SqlStore, msg: Message, upd: StatusU
 class _OutboundInsert(BulkWrite):
     """A queued message without an idempotency key; a batch of them is one INSERT."""
 
-    def __init__(self, store: SqlStore, message: Message, events_for: EventsFor) -> None:
+    def __init__(self, store: SqlStore, message: Message, events_for: EventsFor,
+                 honour_optouts: bool = True) -> None:
         self.store = store
         self.message = message
         self.events_for = events_for
+        self.honour_optouts = honour_optouts
 
     @classmethod
     def run_bulk(cls, conn: Connection, ops: list[Any]) -> list[Any]:
-        """Insert every message of the batch and wake the workers once."""
+        """Insert every message of the batch that may be sent, and wake the workers once.
+
+        A recipient who opted out of the sender gets RecipientOptedOut as its result (one
+        query for the whole batch, in its transaction), and the others go on.
+        """
         now = time.time()
+        listed = listed_pairs(conn, [(op.message.from_number, op.message.to_number)
+                                     for op in ops if op.honour_optouts])
+        results: list[Any] = []
         rows = []
         drafts: list[DeliveryDraft] = []
         for op in ops:
+            pair = (op.message.from_number, op.message.to_number)
+            if op.honour_optouts and pair in listed:
+                results.append(RecipientOptedOut(*pair))
+                continue
             values = _message_values(op.message, now)
             values["next_attempt_at"] = now
             rows.append(values)
             drafts.extend(op.events_for("message.queued", op.message))
-        conn.execute(INSERT_MESSAGE, rows)
-        store: SqlStore = ops[0].store
-        store._add_events(conn, drafts, now)
-        store._notify(conn, OUTBOX_CHANNEL)
-        return [(op.message, True) for op in ops]
+            results.append((op.message, True))
+        if rows:
+            conn.execute(INSERT_MESSAGE, rows)
+            store: SqlStore = ops[0].store
+            store._add_events(conn, drafts, now)
+            store._notify(conn, OUTBOX_CHANNEL)
+        return results
 
 
 class _MarkSent(BulkWrite):
