@@ -20,29 +20,61 @@ pytest.register_assert_rewrite("tests.e2e.carriers", "tests.e2e.calls")
 
 from smsbridge.gateway.config import Settings, settings_from_dict  # noqa: E402
 from tests.harness import GatewayHarness  # noqa: E402
+from tests.pgcluster import PgClusterUnavailable, start_cluster  # noqa: E402
 
 PG_ADMIN = os.environ.get("SMSBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def _pg_up() -> bool:
+def _pg_refusal(url: str) -> str | None:
+    """Why the server at ``url`` does not take the tests' connection, or None when it does."""
     try:
-        with psycopg.connect(PG_ADMIN, connect_timeout=3):
-            return True
-    except psycopg.OperationalError:
-        return False
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as exc:
+        return " ".join(str(exc).split())
+
+
+def _pg_place(url: str) -> str:
+    """HOST:PORT of ``url``, without the credentials it may hold."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
 
 
 @pytest.fixture(scope="session")
-def pg_admin() -> str:
-    """The admin URL of the PostgreSQL server on 127.0.0.1, started if it is down."""
-    if not _pg_up() and shutil.which("pg_ctlcluster"):
+def pg_admin(pytestconfig: pytest.Config) -> Iterator[str]:
+    """The admin URL of the tests' PostgreSQL: the configured server, else a throwaway cluster.
+
+    ``$SMSBRIDGE_TEST_PG`` or postgres@127.0.0.1:5432, started if it is down; when it is missing or
+    refuses the connection (a fresh install has no trust authentication), a cluster of the
+    session's own (tests/pgcluster.py), stopped and deleted at the end.
+    """
+    refusal = _pg_refusal(PG_ADMIN)
+    if refusal and shutil.which("pg_ctlcluster"):
         versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
         if versions:
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main",
                             "start"], check=False, capture_output=True)
-    if not _pg_up():
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN}; run scripts/test, which starts it")
-    return PG_ADMIN
+            refusal = _pg_refusal(PG_ADMIN)
+    if refusal is None:
+        yield PG_ADMIN
+        return
+    try:
+        cluster = start_cluster()
+    except PgClusterUnavailable as exc:
+        pytest.fail(f"PostgreSQL at {_pg_place(PG_ADMIN)} refuses the tests ({refusal}), "
+                    f"and {exc}")
+    try:
+        line = (f"PostgreSQL at {_pg_place(PG_ADMIN)} refuses the tests ({refusal}); using a "
+                f"throwaway cluster on 127.0.0.1:{cluster.port} for this session")
+        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            # Output is captured while fixtures run; this line is for the person at the terminal.
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+        yield cluster.url
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
@@ -127,3 +159,15 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the gateway's data folder (and its secret key file) out of the user's home."""
+    before = os.environ.get("SMSBRIDGE_DATA_DIR")
+    os.environ["SMSBRIDGE_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if before is None:
+        os.environ.pop("SMSBRIDGE_DATA_DIR", None)
+    else:
+        os.environ["SMSBRIDGE_DATA_DIR"] = before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import aiohttp
 
 from smsbridge.api import create_app
 from smsbridge.api.server import uvicorn_options
-from smsbridge.gateway.admin import open_gateway, provision
+from smsbridge.gateway.admin import open_gateway, provision, store_for
 from smsbridge.gateway.config import Settings
 from smsbridge.gateway.runtime import Runtime
 from smsbridge.testing.server import RunningServer, free_port, start_server
@@ -52,7 +53,7 @@ class GatewayHarness:
                 async with open_gateway(settings) as gw:
                     return (await gw.create_api_key("test"))[1]
             key = run_sync(make())
-        runtime = Runtime(settings, run_workers=run_workers)
+        runtime = Runtime(settings, store_for(settings), run_workers=run_workers)
         server = start_server(create_app(runtime), port,
                               **{**uvicorn_options(), **server_options})
         return cls(settings, server, runtime, key, tokens)
@@ -110,3 +111,24 @@ class GatewayHarness:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"{message_id} stayed {message['status']}, wanted {statuses}")
             await asyncio.sleep(0.05)
+
+    async def wait_outbox_polls(self, polls: int = 2, *, after: float | None = None,
+                                timeout: float = 10.0) -> None:
+        """Wait for ``polls`` outbox claims begun after now (or after epoch time ``after``)."""
+        outbox = self.runtime.outbox
+        assert outbox is not None, "this gateway runs no workers"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
+        try:
+            # Time passes on the worker's side in polls: let them go by until `after`.
+            while after is not None and time.time() <= after:
+                await outbox.wait_polls(1, left())
+            # The claim under way may have begun before: one more makes ``polls`` whole ones.
+            await outbox.wait_polls(polls + 1, left())
+        except TimeoutError:
+            raise AssertionError(f"the outbox worker did not poll {polls} times within "
+                                 f"{timeout}s ({outbox.polls} polls so far)") from None

@@ -171,7 +171,10 @@ async def _serve(tmp_path: Path, database: str, name: str, http: aiohttp.ClientS
     port = free_port()
     config = write_config(tmp_path / f"{name}.toml", database=database,
                           listen=f"127.0.0.1:{port}", connections=[SANDBOX])
-    proc = SmsbridgeProcess(["serve", "--config", str(config)], tmp_path, name)
+    # Restored on the same machine: the secret key file in the data folder is still there
+    # (the live gateway above ran in this process, with this data folder).
+    proc = SmsbridgeProcess(["serve", "--config", str(config)], tmp_path, name,
+                            env={"SMSBRIDGE_DATA_DIR": os.environ["SMSBRIDGE_DATA_DIR"]})
     base = f"http://127.0.0.1:{port}"
 
     async def healthy() -> bool:

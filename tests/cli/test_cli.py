@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -197,20 +196,27 @@ async def test_rotate_token_replaces_the_webhook_url_of_a_running_gateway(tmp_pa
         server.terminate()
 
 
-async def test_messages_follow_streams_new_messages(tmp_path: Path) -> None:
+def test_messages_follow_streams_new_messages(tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.toml", database=f"sqlite:///{tmp_path}/db.sqlite",
                           listen="127.0.0.1:8080", connections=[SANDBOX])
     assert smsbridge("migrate", "-c", str(config), cwd=tmp_path).returncode == 0
+
+    def send(text: str) -> None:
+        sent = smsbridge("send", "--from", "+15555550100", "--to", "+15145550111", "--text",
+                         text, "-c", str(config), cwd=tmp_path)
+        assert sent.returncode == 0, sent.stderr
+
+    send("Front door")
     follower = SmsbridgeProcess(["messages", "--follow", "--json", "-c", str(config)],
                                 tmp_path, "follow")
     try:
-        await asyncio.sleep(1.5)  # let it print the (empty) backlog and start polling
-        sent = smsbridge("send", "--from", "+15555550100", "--to", "+15145550111", "--text",
-                         "Back door", "-c", str(config), cwd=tmp_path)
-        assert sent.returncode == 0, sent.stderr
+        # The backlog printed: from here on the follower is polling for what is new.
+        follower.wait_for('"text": "Front door"', stream="stdout", timeout=15)
+        send("Back door")
         follower.wait_for('"text": "Back door"', stream="stdout", timeout=15)
-        line = next(x for x in follower.output("stdout").splitlines() if "Back door" in x)
-        assert json.loads(line)["status"] == "queued"
+        lines = [json.loads(x) for x in follower.output("stdout").splitlines() if x.strip()]
+        assert [(m["text"], m["status"]) for m in lines] == [
+            ("Front door", "queued"), ("Back door", "queued")]
     finally:
         follower.terminate()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ def configured(tmp_path: Path, database: str) -> Path:
     return config
 
 
-def run_json(tmp_path: Path, config: Path, *args: str) -> Any:
+def run_json(tmp_path: Path, config: Path, *args: str, env: dict[str, str] | None = None
+             ) -> Any:
     """Run a command with --json; it must succeed."""
-    result = smsbridge(*args, "--json", "-c", str(config), cwd=tmp_path)
+    result = smsbridge(*args, "--json", "-c", str(config), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -88,7 +90,9 @@ async def test_a_phone_added_by_the_cli_is_refused_by_a_running_gateway(
     gw = start_gateway(make_settings(database, [SANDBOX]))
     config = write_config(tmp_path / "c.toml", database=database, listen="127.0.0.1:8080",
                           connections=[SANDBOX])
-    run_json(tmp_path, config, "optouts", "add", "--from", DID, "--to", PHONE)
+    # The command shares the running gateway's data folder, and so its secret key.
+    run_json(tmp_path, config, "optouts", "add", "--from", DID, "--to", PHONE,
+             env={"SMSBRIDGE_DATA_DIR": os.environ["SMSBRIDGE_DATA_DIR"]})
     status, problem = await gw.send(http, {"from": DID, "to": PHONE, "text": "x"})
     assert (status, problem["type"]) == (422, "urn:smsbridge:problem:opted-out")
 

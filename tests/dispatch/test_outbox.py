@@ -8,11 +8,17 @@ from typing import ClassVar
 import aiohttp
 import pytest
 
-from smsbridge.core.messages import Direction, Message, MessageStatus, OutboundMessage
+from smsbridge.core.messages import (
+    Direction,
+    Message,
+    MessageStatus,
+    OutboundMessage,
+    new_id,
+)
 from smsbridge.dispatch.backoff import backoff_delay
 from smsbridge.dispatch.outbox import OutboxWorker
 from smsbridge.providers.base import Capabilities, Provider, ProviderConfig, SendResult
-from smsbridge.store.sql import SqlStore, new_id
+from smsbridge.store.sql import SqlStore
 from tests.conftest import eventually
 
 

@@ -7,8 +7,8 @@ it, queue a message and wait for a status, list what the gateway stored.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -82,9 +82,11 @@ def assert_failed_at_once(failed: dict[str, Any]) -> None:
     assert failed["attempts"] == 1
 
 
-async def assert_never_retried(fake: Any) -> None:
-    """After the worker's backoff has passed, the fake still saw one send and accepted none."""
-    await asyncio.sleep(0.3)  # longer than the test worker's backoff: no second try comes
+async def assert_never_retried(gw: GatewayHarness, fake: Any, failed: dict[str, Any]) -> None:
+    """One send, none accepted, even once the worker has polled past any retry of ``failed``."""
+    failed_at = datetime.fromisoformat(failed["updated_at"]).timestamp()
+    # No retry is ever scheduled further out than the worker's longest backoff.
+    await gw.wait_outbox_polls(2, after=failed_at + gw.settings.worker.backoff_max)
     assert len(fake.requests) == 1
     assert fake.messages == []
 

@@ -153,7 +153,7 @@ async def test_invalid_request_fails_at_once_and_is_never_retried(
     assert_failed_at_once(failed)
     assert failed["error"] == {"code": "request-validation",
                                "reason": "Bandwidth: 'to' is not a valid number"}
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_queue_full_once_is_retried_and_sent(

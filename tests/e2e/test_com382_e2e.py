@@ -119,7 +119,7 @@ async def test_refusal_fails_at_once_and_is_never_retried(com382_gateway, fake: 
     assert failed["error"] == {
         "code": "refused",
         "reason": "382com refused the message: ERROR: destination not SMS capable"}
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_throttled_once_is_retried_and_sent(com382_gateway, fake: FakeCom382,

@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -112,11 +113,20 @@ async def test_two_workers_on_postgres_share_one_outbox(
                 await asyncio.gather(*(_post(http, gw.url, gw.api_key, t)
                                        for t in texts[chunk:chunk + 25]))
             await eventually(lambda: len(fake.messages) >= len(texts), timeout=40)
-            await asyncio.sleep(1.0)  # a double send would show up by now
-            page = await gw.list_messages(http, status="sent", limit=500)
+
+            async def all_recorded() -> dict[str, Any] | None:
+                page = await gw.list_messages(http, status="sent", limit=500)
+                return page if len(page["data"]) == len(texts) else None
+
+            page = await eventually(all_recorded, timeout=20)
+            # A sent row is never claimed again, so every send there will be came from one of
+            # these claims (one attempt each); once each claim's outcome is logged, none is
+            # in flight, and a double send would be among the fake's messages.
+            claims = sum(m["attempts"] for m in page["data"])
+            await eventually(lambda: _outcomes(workers) >= claims, timeout=20)
         sent = Counter(m.body for m in fake.messages)
         assert sent == Counter(texts)  # each exactly once
-        assert len(page["data"]) == len(texts)
+        assert claims == len(texts)
         per_worker = [w.output().count(" sent msg_") for w in workers]
         assert all(n > 0 for n in per_worker), per_worker
         assert sum(per_worker) == len(texts)
@@ -124,6 +134,12 @@ async def test_two_workers_on_postgres_share_one_outbox(
         for w in workers:
             w.terminate()
         carrier.stop()
+
+
+def _outcomes(workers: list[SmsbridgeProcess]) -> int:
+    """How many claimed sends the worker processes have logged the outcome of."""
+    logs = "".join(w.output() for w in workers)
+    return sum(logs.count(f"{word} msg_") for word in (" sent", "retry", "failed"))
 
 
 async def _healthy(http: aiohttp.ClientSession, base: str) -> bool:

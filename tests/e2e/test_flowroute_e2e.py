@@ -120,7 +120,7 @@ async def test_opted_out_recipient_fails_at_once_and_is_never_retried(
     assert_failed_at_once(failed)
     assert failed["error"]["code"] == "http_422"
     assert "opted out" in failed["error"]["reason"]
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_throttled_once_is_retried_and_sent(

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from smsbridge.gateway.admin import store_for
 from smsbridge.gateway.config import Settings, settings_from_dict
 from smsbridge.gateway.runtime import Runtime
 from smsbridge.testing.fake_twilio import FakeTwilio
@@ -218,7 +219,8 @@ async def test_two_gateway_processes_take_each_mqtt_send_once(
     first = start_mqtt_gateway(shared_broker, prefix, database=pg_url)
     await connected(first)
     # A second process on the same database, as `smsbridge worker` runs one.
-    worker = Runtime(gateway_settings(shared_broker, prefix, database=pg_url))
+    settings = gateway_settings(shared_broker, prefix, database=pg_url)
+    worker = Runtime(settings, store_for(settings))
     await worker.start()
     try:
         assert worker.mqtt is not None

@@ -126,7 +126,7 @@ async def test_refused_send_fails_at_once_and_is_never_retried(
     assert_failed_at_once(failed)
     assert failed["error"]["code"] == "http_400"
     assert "invalid 'dst' parameter" in failed["error"]["reason"]
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_rate_limited_once_is_retried_and_sent(

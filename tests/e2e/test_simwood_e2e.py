@@ -154,7 +154,7 @@ async def test_refusal_fails_at_once_saying_why_and_is_never_retried(
     assert_failed_at_once(failed)
     assert failed["error"]["code"] == code
     assert says in failed["error"]["reason"]
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_unavailable_once_is_retried_and_sent(

@@ -132,7 +132,7 @@ async def test_blocked_recipient_fails_at_once_and_is_never_retried(
     assert_failed_at_once(failed)
     assert failed["error"]["code"] == "syntax_constraint_violation"
     assert "opted out" in failed["error"]["reason"]
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_throttled_once_is_retried_and_sent(

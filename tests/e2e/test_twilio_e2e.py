@@ -7,7 +7,6 @@ gateway hands out (or, behind a proxy, at 127.0.0.1 but signed over the public U
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Callable
 from typing import Any
@@ -120,7 +119,7 @@ async def test_inline_media_is_refused_before_queueing(
     assert problem["errors"][0]["field"] == "media[0]"
     assert "by URL only" in problem["errors"][0]["reason"]
     assert await everything(gw, http) == []
-    await asyncio.sleep(0.3)  # a few worker polls: nothing reaches Twilio
+    await gw.wait_outbox_polls(3)  # the worker looked for work three times: nothing to send
     assert fake.requests == []
 
 
@@ -173,7 +172,7 @@ async def test_opted_out_recipient_fails_at_once_and_is_never_retried(
     assert_failed_at_once(failed)
     assert failed["error"]["code"] == "21610"
     assert "unsubscribed" in failed["error"]["reason"]
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_rate_limited_once_is_retried_and_sent(

@@ -123,7 +123,7 @@ async def test_a_number_of_another_account_fails_at_once_and_is_never_retried(
     assert_failed_at_once(failed)
     assert failed["error"] == {"code": "NUMBER_OWNERSHIP",
                                "reason": "VoIP Number: Number doesn't belong to this account"}
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_wrong_api_token_fails_at_once(
@@ -136,7 +136,7 @@ async def test_wrong_api_token_fails_at_once(
     assert_failed_at_once(failed)
     assert failed["error"]["code"] == "API_TOKEN_INVALID"
     assert "not-the-token" not in str(failed)
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_throttled_once_is_retried_and_sent(

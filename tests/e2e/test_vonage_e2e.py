@@ -142,7 +142,7 @@ async def test_barred_number_fails_at_once_and_is_never_retried(
     assert_failed_at_once(failed)
     assert failed["error"]["code"] == "7"
     assert "Number barred." in failed["error"]["reason"]
-    await assert_never_retried(fake)
+    await assert_never_retried(gw, fake, failed)
 
 
 async def test_throttled_once_is_retried_and_sent(

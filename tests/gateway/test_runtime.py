@@ -10,6 +10,7 @@ import pytest
 
 from smsbridge.core.errors import ConfigError
 from smsbridge.core.messages import OutboundMessage
+from smsbridge.gateway.admin import store_for
 from smsbridge.gateway.runtime import Runtime
 from smsbridge.gateway.service import SendRequest
 from smsbridge.providers.registry import BUILTIN
@@ -28,7 +29,7 @@ async def test_leases_outlast_the_slowest_request_timeout(sqlite_url: str) -> No
         webhooks=[{"url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32,
                    "timeout_seconds": 40}],
         worker={"lease_seconds": 5})
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, store_for(settings))
     await runtime.start()
     try:
         assert runtime.outbox is not None and runtime.webhooks is not None
@@ -56,7 +57,7 @@ def longest_text_parts() -> int:
 
 async def test_a_split_voipms_send_gets_a_lease_longer_than_every_part(sqlite_url: str) -> None:
     settings = make_settings(sqlite_url, [voipms_split(20)], worker={"lease_seconds": 5})
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, store_for(settings))
     await runtime.start()
     try:
         assert runtime.outbox is not None
@@ -85,7 +86,7 @@ async def test_a_quick_carrier_keeps_the_configured_lease(sqlite_url: str) -> No
     settings = make_settings(
         sqlite_url, [{"name": "sb", "carrier": "sandbox", "numbers": [DID]}],
         worker={"lease_seconds": 45})
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, store_for(settings))
     await runtime.start()
     try:
         assert runtime.outbox is not None and runtime.outbox.lease_seconds == 45
@@ -101,7 +102,7 @@ async def test_the_outbox_row_is_leased_past_a_slow_split_send(tmp_path: Path) -
     db = tmp_path / "gw.db"
     settings = make_settings(f"sqlite:///{db}", [voipms_split(20, base_url=carrier.url)],
                              worker={"lease_seconds": 5})
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, store_for(settings))
     gateway = await runtime.start()
     try:
         message, _ = await gateway.send(SendRequest(DID, "+15145550111", "word " * 100))

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import text, update
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from smsbridge.core.errors import IdempotencyKeyReused, InvalidInput, StoreUnavailable
 from smsbridge.core.messages import MessageStatus, StatusUpdate
-from smsbridge.gateway.service import revoke_api_key
+from smsbridge.gateway.accounts import revoke_api_key
 from smsbridge.store import MessageFilter, SqlStore
 from smsbridge.store.base import (
     IDEMPOTENCY_KEY_TTL_SECONDS,
@@ -255,12 +256,14 @@ async def test_postgres_errors_never_carry_the_row(pg_url: str) -> None:
 async def test_a_missing_postgres_database_says_to_create_it(pg_admin: str) -> None:
     name = f"smsbridge_missing_{uuid.uuid4().hex[:8]}"
     url = pg_admin.rsplit("/", 1)[0].replace("postgres@", "postgres:s3cret-pw@") + "/" + name
+    info = psycopg.conninfo.conninfo_to_dict(pg_admin)
+    place = f"{info.get('host', '127.0.0.1')}:{info.get('port', '5432')}"
     store = SqlStore(url)
     try:
         with pytest.raises(StoreUnavailable) as missing:
             store.migrate()
         assert missing.value.reason == (
-            f'database "{name}" does not exist on 127.0.0.1:5432; create it (createdb {name}) '
+            f'database "{name}" does not exist on {place}; create it (createdb {name}) '
             "or fix server.database")
         with pytest.raises(StoreUnavailable):
             await store.start()
@@ -344,13 +347,13 @@ async def test_a_read_only_sqlite_database_says_so(tmp_path: Path) -> None:
 # --- API keys
 
 async def test_a_live_key_name_is_taken_until_revoked(store: SqlStore) -> None:
-    ha = await store.create_api_key("ha", "sbk_1", "1" * 64)
+    ha = await store.create_api_key("ha", "sbk_1", "1" * 64, "acc_test")
     with pytest.raises(InvalidInput) as taken:
-        await store.create_api_key("ha", "sbk_2", "2" * 64)
+        await store.create_api_key("ha", "sbk_2", "2" * 64, "acc_test")
     assert taken.value.field == "name" and ha.id in taken.value.reason
     assert await store.count_api_keys() == 1
     assert await revoke_api_key(store, "ha") == await _revoked(store, ha.id)
-    again = await store.create_api_key("ha", "sbk_3", "3" * 64)
+    again = await store.create_api_key("ha", "sbk_3", "3" * 64, "acc_test")
     assert again.id != ha.id
 
 
@@ -361,10 +364,10 @@ async def _revoked(store: SqlStore, key_id: str) -> ApiKeyRecord:
 
 
 async def test_revoke_by_id_or_unique_name(store: SqlStore) -> None:
-    ci = await store.create_api_key("ci", "sbk_1", "1" * 64)
-    phone = await store.create_api_key("phone", "sbk_2", "2" * 64)
+    ci = await store.create_api_key("ci", "sbk_1", "1" * 64, "acc_test")
+    phone = await store.create_api_key("phone", "sbk_2", "2" * 64, "acc_test")
     # A key named like another key's id: the id wins, as documented.
-    named_like_id = await store.create_api_key(ci.id, "sbk_3", "3" * 64)
+    named_like_id = await store.create_api_key(ci.id, "sbk_3", "3" * 64, "acc_test")
 
     revoked = await revoke_api_key(store, ci.id)
     assert revoked.id == ci.id and revoked.revoked_at is not None
@@ -431,8 +434,9 @@ def test_delivery_json_has_rfc3339_times_and_a_redacted_url() -> None:
 
 
 def test_api_key_json_has_rfc3339_times() -> None:
-    live = ApiKeyRecord("key_1", "ha", "sbk_abcdefgh", 1795669200.0, None)
+    live = ApiKeyRecord("key_1", "ha", "sbk_abcdefgh", 1795669200.0, None, "acc_1")
     assert live.to_dict() == {"id": "key_1", "name": "ha", "prefix": "sbk_abcdefgh",
+                              "account_id": "acc_1", "admin": False,
                               "created_at": "2026-11-26T05:00:00+00:00", "revoked_at": None}
     revoked = ApiKeyRecord("key_1", "ha", "sbk_abcdefgh", 1795669200.0, 1795672800.5)
     assert revoked.to_dict()["revoked_at"] == "2026-11-26T06:00:00.500000+00:00"

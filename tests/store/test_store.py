@@ -6,16 +6,18 @@ import asyncio
 import base64
 import itertools
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from smsbridge.core.messages import Direction, Message, MessageStatus, StatusUpdate
+from smsbridge.core.messages import Direction, Message, MessageStatus, StatusUpdate, new_id
 from smsbridge.store import DeliveryDraft, MessageFilter, SqlStore
 from smsbridge.store.base import EventsFor, IdempotencyKey
-from smsbridge.store.sql import new_id
+from smsbridge.store.statements import EARLY_RECEIPT_TTL
+from tests.store.clock import FakeClock
 
 HOME = "+15555550100"
 ALICE = "+15145550111"
@@ -47,25 +49,37 @@ def app_events(event: str, msg: Message) -> Sequence[DeliveryDraft]:
                           f'{{"type":"{event}","id":"{msg.id}","status":"{msg.status}"}}')]
 
 
-async def open_started(url: str) -> SqlStore:
-    store = SqlStore(url)
+async def open_started(url: str, clock: FakeClock | None = None) -> SqlStore:
+    store = SqlStore(url) if clock is None else SqlStore(url, clock=clock)
     store.migrate()
     await store.start()
     return store
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SqlStore]:
-    """A migrated, started store on SQLite and on PostgreSQL."""
-    s = await open_started(database_url)
+def clock() -> FakeClock:
+    """The time the ``store`` fixture sees; tests move it on instead of sleeping."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(database_url: str, clock: FakeClock) -> AsyncIterator[SqlStore]:
+    """A migrated, started store on SQLite and on PostgreSQL, on the test's clock."""
+    s = await open_started(database_url, clock)
     yield s
     await s.close()
 
 
 async def hold_writer(store: SqlStore, seconds: float = 0.3) -> asyncio.Task[object]:
     """Keep the writer thread busy so that the writes submitted next share one batch."""
-    task = asyncio.ensure_future(store._write(lambda _conn: time.sleep(seconds)))
-    await asyncio.sleep(0.05)
+    started = threading.Event()
+
+    def slow(_conn: object) -> None:
+        started.set()
+        time.sleep(seconds)  # the writes the test submits meanwhile queue up behind this one
+
+    task = asyncio.ensure_future(store._write(slow))
+    assert await asyncio.to_thread(started.wait, 10), "the writer never ran the slow write"
     return task
 
 
@@ -178,11 +192,14 @@ async def test_claim_marks_sending_and_counts_the_attempt(store: SqlStore) -> No
     assert await store.claim_outbound("w2", 10, 30) == []
 
 
-async def test_expired_lease_is_claimed_by_another_owner(store: SqlStore) -> None:
+async def test_expired_lease_is_claimed_by_another_owner(store: SqlStore,
+                                                         clock: FakeClock) -> None:
     msg, _ = await store.queue_outbound(outbound(), None, no_events)
-    assert [m.id for m in await store.claim_outbound("w1", 10, 0.2)] == [msg.id]
-    assert await store.claim_outbound("w2", 10, 0.2) == []
-    await asyncio.sleep(0.3)
+    assert [m.id for m in await store.claim_outbound("w1", 10, 30)] == [msg.id]
+    assert await store.claim_outbound("w2", 10, 30) == []
+    clock.advance(29)  # the lease still holds
+    assert await store.claim_outbound("w2", 10, 30) == []
+    clock.advance(2)
     [again] = await store.claim_outbound("w2", 10, 30)
     assert again.id == msg.id and again.attempts == 2
 
@@ -197,14 +214,16 @@ async def test_claim_respects_limit(store: SqlStore) -> None:
     assert await store.claim_outbound("w1", 3, 30) == []
 
 
-async def test_retry_waits_for_next_attempt_at(store: SqlStore) -> None:
+async def test_retry_waits_for_next_attempt_at(store: SqlStore, clock: FakeClock) -> None:
     msg, _ = await store.queue_outbound(outbound(), None, no_events)
     await store.claim_outbound("w1", 10, 30)
-    retried = await store.mark_retry(msg.id, time.time() + 0.3, "503", "carrier busy")
+    retried = await store.mark_retry(msg.id, clock() + 60, "503", "carrier busy")
     assert retried is not None and retried.status is MessageStatus.QUEUED
     assert retried.error_code == "503" and retried.error_reason == "carrier busy"
     assert await store.claim_outbound("w1", 10, 30) == []
-    await asyncio.sleep(0.4)
+    clock.advance(59)
+    assert await store.claim_outbound("w1", 10, 30) == []
+    clock.advance(2)
     [again] = await store.claim_outbound("w1", 10, 30)
     assert again.id == msg.id and again.attempts == 2
 
@@ -399,7 +418,7 @@ async def test_oversized_cursor_raises_value_error_on_sqlite(sqlite_url: str) ->
 
 # --- app-webhook deliveries
 
-async def test_delivery_lifecycle(store: SqlStore) -> None:
+async def test_delivery_lifecycle(store: SqlStore, clock: FakeClock) -> None:
     await store.record_inbound([inbound(f"SM{i}") for i in range(3)], app_events)
     claimed = await store.claim_deliveries("d1", 10, 30)
     assert len(claimed) == 3 and all(d.attempts == 1 for d in claimed)
@@ -408,7 +427,7 @@ async def test_delivery_lifecycle(store: SqlStore) -> None:
 
     await store.finish_delivery(ok.id, ok=True, error=None, next_attempt_at=None)
     await store.finish_delivery(retry.id, ok=False, error="HTTP 503",
-                                next_attempt_at=time.time() + 0.3)
+                                next_attempt_at=clock() + 60)
     await store.finish_delivery(give_up.id, ok=False, error="HTTP 410", next_attempt_at=None)
 
     by_id = {d.id: d for d in await store.list_deliveries()}
@@ -419,17 +438,22 @@ async def test_delivery_lifecycle(store: SqlStore) -> None:
     assert [d.id for d in await store.list_deliveries(status="failed")] == [give_up.id]
 
     assert await store.claim_deliveries("d2", 10, 30) == []
-    await asyncio.sleep(0.4)
+    clock.advance(59)
+    assert await store.claim_deliveries("d2", 10, 30) == []
+    clock.advance(2)
     [again] = await store.claim_deliveries("d2", 10, 30)
     assert again.id == retry.id and again.attempts == 2
     assert again.payload == retry.payload
 
 
-async def test_expired_delivery_lease_is_claimed_again(store: SqlStore) -> None:
+async def test_expired_delivery_lease_is_claimed_again(store: SqlStore,
+                                                        clock: FakeClock) -> None:
     await store.record_inbound([inbound("SM1")], app_events)
-    [first] = await store.claim_deliveries("d1", 10, 0.2)
-    assert await store.claim_deliveries("d2", 10, 0.2) == []
-    await asyncio.sleep(0.3)
+    [first] = await store.claim_deliveries("d1", 10, 30)
+    assert await store.claim_deliveries("d2", 10, 30) == []
+    clock.advance(29)
+    assert await store.claim_deliveries("d2", 10, 30) == []
+    clock.advance(2)
     [again] = await store.claim_deliveries("d2", 10, 30)
     assert again.id == first.id and again.attempts == 2
 
@@ -437,8 +461,8 @@ async def test_expired_delivery_lease_is_claimed_again(store: SqlStore) -> None:
 # --- API keys
 
 async def test_api_keys(store: SqlStore) -> None:
-    ci = await store.create_api_key("ci", "sb_ci", "a" * 64)
-    phone = await store.create_api_key("phone", "sb_ph", "b" * 64)
+    ci = await store.create_api_key("ci", "sb_ci", "a" * 64, "acc_test")
+    phone = await store.create_api_key("phone", "sb_ph", "b" * 64, "acc_test")
     found = await store.find_api_key("a" * 64)
     assert found is not None and (found.id, found.name, found.prefix) == (ci.id, "ci", "sb_ci")
     assert await store.find_api_key("c" * 64) is None
@@ -461,9 +485,9 @@ async def test_api_keys(store: SqlStore) -> None:
 
 
 async def test_revoked_key_name_can_be_reused(store: SqlStore) -> None:
-    old = await store.create_api_key("ci", "sb_1", "1" * 64)
+    old = await store.create_api_key("ci", "sb_1", "1" * 64, "acc_test")
     await store.revoke_api_key(old.id)
-    new = await store.create_api_key("ci", "sb_2", "2" * 64)
+    new = await store.create_api_key("ci", "sb_2", "2" * 64, "acc_test")
     found = await store.find_api_key("2" * 64)
     assert found is not None and found.id == new.id != old.id
     assert await store.count_api_keys() == 1
@@ -608,3 +632,21 @@ async def test_a_receipt_that_beats_the_send_record_is_applied_when_it_lands(
     [other] = await store.claim_outbound("w", 1, 30)
     again = await store.mark_sent(other.id, "SM-other", MessageStatus.SENT, None, no_events)
     assert again is not None and again.status is MessageStatus.SENT
+
+
+async def test_an_early_receipt_nobody_claims_expires(store: SqlStore, clock: FakeClock) -> None:
+    # A receipt for a send this gateway never records (another system's) is not kept forever.
+    await store.apply_status("main", [StatusUpdate("SM-stray", MessageStatus.DELIVERED)],
+                             no_events)
+    clock.advance(EARLY_RECEIPT_TTL + 1)
+    await store.apply_status("main", [StatusUpdate("SM-later", MessageStatus.DELIVERED)],
+                             no_events)
+    await store.queue_outbound(outbound("late"), None, no_events)
+    [claimed] = await store.claim_outbound("w", 1, 30)
+    sent = await store.mark_sent(claimed.id, "SM-stray", MessageStatus.SENT, None, no_events)
+    assert sent is not None and sent.status is MessageStatus.SENT
+    # The receipt that came in after the clock moved is still kept for its send.
+    await store.queue_outbound(outbound("fresh"), None, no_events)
+    [fresh] = await store.claim_outbound("w", 1, 30)
+    done = await store.mark_sent(fresh.id, "SM-later", MessageStatus.SENT, None, no_events)
+    assert done is not None and done.status is MessageStatus.DELIVERED

@@ -14,17 +14,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from ..core.errors import InvalidInput, StoreUnavailable
+from ..core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    SecretKeyError,
+    StoreUnavailable,
+)
 from ..core.messages import KIND_CALL, Direction, MessageStatus
 from ..gateway.rule_actions import rule_report
 from ..gateway.runtime import Runtime
-from ..gateway.service import (
-    CallRequest,
-    Gateway,
-    MediaInput,
-    SendRequest,
-    describe_connection,
-)
+from ..gateway.service import CallRequest, Gateway, MediaInput, SendRequest
 from ..store.base import MessageFilter
 from .auth import ApiKeyGate, Auth
 from .docs import install_docs, install_openapi
@@ -45,8 +46,9 @@ from .models import (
     SendIn,
 )
 from .optouts import install_optouts
-from .problems import invalid, problem
+from .problems import conflict, invalid, problem
 from .server import UrlLengthLimit
+from .tenants import BODY_MODELS, install_tenants
 from .webhooks import CarrierWebhooks
 
 log = logging.getLogger("smsbridge.api")
@@ -101,9 +103,10 @@ def create_app(runtime: Runtime) -> ASGIApp:
         redoc_url=None,  # ReDoc loads from a CDN, which a LAN gateway cannot reach
         dependencies=[Depends(refuse_nul)],
     )
-    install_openapi(app, [SendIn, CallIn])
+    install_openapi(app, [SendIn, CallIn, *BODY_MODELS])
     install_docs(app)
     install_optouts(app)
+    install_tenants(app)
     app.state.runtime = runtime
 
     def gateway() -> Gateway:
@@ -114,6 +117,25 @@ def create_app(runtime: Runtime) -> ASGIApp:
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> Response:
         return invalid(exc.field, exc.reason)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> Response:
+        # Another account's thing is answered exactly like one that does not exist.
+        return problem(404, "not-found", "Not found", str(exc))
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> Response:
+        return problem(403, "forbidden", "Forbidden", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> Response:
+        return conflict(exc.field, exc.reason)
+
+    @app.exception_handler(SecretKeyError)
+    async def _secret_key(_: Request, exc: SecretKeyError) -> Response:
+        # The message says which key is missing or wrong, never a secret.
+        log.error("secret key: %s", exc)
+        return problem(503, "secret-key", "Secret key unavailable", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -196,15 +218,16 @@ def create_app(runtime: Runtime) -> ASGIApp:
                    for m in body.media],
             connection=body.connection,
         )
-        message, created = await gateway().send(request, idempotency_key, scope=key.id)
+        message, created = await gateway().send(request, idempotency_key, scope=key.id,
+                                                account=key.account_id)
         return _queued(message.to_dict(), f"/v1/messages/{message.id}", created)
 
     @app.get("/v1/messages/{message_id}", tags=["messages"], response_model=None,
              operation_id="getMessage",
              responses={200: {"model": MessageDetailOut}, **NOT_FOUND, **PROBLEM_RESPONSES})
-    async def get_message(message_id: str, _key: Auth) -> Response:
+    async def get_message(message_id: str, key: Auth) -> Response:
         gw = gateway()
-        message = await gw.get_message(message_id)
+        message = await gw.get_message(message_id, key.account_id)
         if message is None:
             raise StarletteHTTPException(404, f"no message {message_id}")
         return _json({**message.to_dict(), "rules": await rule_report(gw, message)})
@@ -212,7 +235,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
     @app.get("/v1/messages", tags=["messages"], response_model=None,
              responses={200: {"model": MessageListOut}, **PROBLEM_RESPONSES})
     async def list_messages(
-        _key: Auth,
+        key: Auth,
         number: str | None = None,
         direction: Direction | None = None,
         status: MessageStatus | None = None,
@@ -224,11 +247,9 @@ def create_app(runtime: Runtime) -> ASGIApp:
             from ..core.phone import to_e164
 
             number = to_e164(number, settings.server.default_region, field="number")
-        try:
-            page = await runtime.store.list_messages(
-                MessageFilter(number, direction, status, connection), limit, cursor)
-        except ValueError as exc:
-            raise InvalidInput("cursor", str(exc)) from None
+        page = await gateway().list_messages(
+            MessageFilter(number=number, direction=direction, status=status,
+                          connection=connection, account_id=key.account_id), limit, cursor)
         return _json({"data": [m.to_dict() for m in page.messages],
                       "next_cursor": page.next_cursor})
 
@@ -248,14 +269,15 @@ def create_app(runtime: Runtime) -> ASGIApp:
         request = CallRequest(
             from_number=body.from_, to_number=body.to, say=body.say, voice=body.voice,
             language=body.language, repeat=body.repeat, connection=body.connection)
-        call, created = await gateway().place_call(request, idempotency_key, scope=key.id)
+        call, created = await gateway().place_call(request, idempotency_key, scope=key.id,
+                                                   account=key.account_id)
         return _queued(call.to_call_dict(), f"/v1/calls/{call.id}", created)
 
     @app.get("/v1/calls/{call_id}", tags=["calls"], response_model=None,
              operation_id="getCall",
              responses={200: {"model": CallOut}, **CALL_NOT_FOUND, **PROBLEM_RESPONSES})
-    async def get_call(call_id: str, _key: Auth) -> Response:
-        call = await gateway().get_call(call_id)
+    async def get_call(call_id: str, key: Auth) -> Response:
+        call = await gateway().get_call(call_id, key.account_id)
         if call is None:
             raise StarletteHTTPException(404, f"no call {call_id}")
         return _json(call.to_call_dict())
@@ -264,15 +286,12 @@ def create_app(runtime: Runtime) -> ASGIApp:
              responses={200: {"model": CallListOut}, **PROBLEM_RESPONSES},
              summary="Voice calls, newest first")
     async def list_calls(
-        _key: Auth,
+        key: Auth,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> Response:
-        try:
-            page = await runtime.store.list_messages(
-                MessageFilter(kind=KIND_CALL), limit, cursor)
-        except ValueError as exc:
-            raise InvalidInput("cursor", str(exc)) from None
+        page = await gateway().list_messages(
+            MessageFilter(kind=KIND_CALL, account_id=key.account_id), limit, cursor)
         return _json({"data": [c.to_call_dict() for c in page.messages],
                       "next_cursor": page.next_cursor})
 
@@ -280,20 +299,19 @@ def create_app(runtime: Runtime) -> ASGIApp:
              responses={200: {"model": DeliveryListOut}, **PROBLEM_RESPONSES},
              summary="App-webhook deliveries and their outcome")
     async def list_deliveries(
-        _key: Auth, message_id: str | None = None,
+        key: Auth, message_id: str | None = None,
         status: Annotated[str | None, Query(pattern="^(pending|delivered|failed)$")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> Response:
-        rows = await runtime.store.list_deliveries(message_id, status, limit)
+        rows = await gateway().list_deliveries(key.account_id, message_id, status, limit)
         return _json({"data": [r.to_dict() for r in rows]})
 
     @app.get("/v1/carriers", tags=["carriers"], response_model=None,
              responses={200: {"model": ConnectionListOut}, **PROBLEM_RESPONSES},
-             summary="Configured carrier connections and their webhook URLs")
-    async def list_carriers(_key: Auth) -> Response:
-        gw = gateway()
-        return _json({"data": [describe_connection(gw, c)
-                               for c in settings.connections.values()]})
+             summary="The account's carrier connections and their webhook URLs (as "
+                     "GET /v1/connections)")
+    async def list_carriers(key: Auth) -> Response:
+        return _json({"data": gateway().list_connections(key.scope)})
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
     # Outermost first: URL length, then carrier webhooks (their own bare layer, token in the

@@ -1,4 +1,5 @@
-"""API keys, checked from the request's headers before anything reads its body.
+"""API keys, checked from the request's headers before anything reads its body; and the
+gateway service the routes act through.
 
 FastAPI reads and parses a request's body before it runs any dependency, so a key
 checked in a dependency alone lets a client without a key make the gateway read and
@@ -97,3 +98,13 @@ async def api_key(
 
 
 Auth = Annotated[ApiKeyRecord, Depends(api_key)]
+
+
+def running_gateway(request: Request) -> Gateway:
+    """The gateway service of the running app, which every route acts through."""
+    gateway: Gateway | None = request.app.state.runtime.gateway
+    assert gateway is not None, "runtime not started"
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(running_gateway)]

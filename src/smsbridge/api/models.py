@@ -188,20 +188,134 @@ class DeliveryListOut(BaseModel):
 
 
 class ConnectionOut(BaseModel):
-    """A configured carrier connection and the URLs to give the carrier."""
+    """A carrier connection and the URLs to give the carrier; never its secrets."""
 
     name: str
     carrier: str
     numbers: list[str]
-    inbound_url: str
-    status_url: str | None
-    setup: str | None
+    source: Literal["config", "api"] = Field(
+        description="config: from the config file, read-only; api: added through the API")
+    inbound_url: str | None = Field(description="where the carrier posts inbound messages")
+    status_url: str | None = Field(description="where it posts delivery receipts (null: the "
+                                               "carrier sends none)")
+    setup: str | None = Field(description="what to paste into the carrier's portal")
+    settings: dict[str, Any] | None = Field(
+        None, description="api connections only: the settings given, each secret shown as "
+                          "\"(set)\"")
 
 
 class ConnectionListOut(BaseModel):
-    """Every configured carrier connection."""
+    """The key's account's carrier connections, the config file's first."""
 
     data: list[ConnectionOut]
+
+
+class ConnectionIn(BaseModel):
+    """A carrier connection to add to the key's account."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "customer-a", "carrier": "voipms", "numbers": ["+15145550100"],
+        "settings": {"username": "me@example.com", "api_password": "the API password"}}]})
+
+    name: str = Field(description="1 to 64 letters, digits, _ or -; part of its webhook URLs")
+    carrier: str = Field(description="the carrier's key, e.g. voipms, twilio, sandbox")
+    numbers: list[str] = Field(default_factory=list, description="its numbers (E.164 or "
+                                                                 "national); each number "
+                                                                 "belongs to one connection")
+    settings: dict[str, Any] = Field(default_factory=dict,
+                                     description="the carrier's settings, checked against its "
+                                                 "schema; secrets are stored encrypted")
+
+
+class ConnectionPatchIn(BaseModel):
+    """What to change in a connection; what is left out stays."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "numbers": ["+15145550100", "+15145550101"]}]})
+
+    numbers: list[str] | None = Field(None, description="the new list of its numbers")
+    settings: dict[str, Any] | None = Field(
+        None, description="settings to change, merged into the stored ones; null removes one")
+
+
+class AccountIn(BaseModel):
+    """An account (tenant) to make."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Customer A"}]})
+
+    name: str = Field(description="what it is called; at most 100 characters")
+
+
+class AccountOut(BaseModel):
+    """An account: its keys see only its messages, connections, webhooks and opt-outs."""
+
+    id: str = Field(description="acc_...")
+    name: str
+    created_at: str
+
+
+class AccountListOut(BaseModel):
+    """Every account."""
+
+    data: list[AccountOut]
+
+
+class ApiKeyIn(BaseModel):
+    """An API key to make for an account."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "customer-a-pbx"}]})
+
+    name: str = Field(description="what it is for; at most 100 characters")
+
+
+class ApiKeyCreatedOut(BaseModel):
+    """A new API key; ``key`` is shown this once and only its hash is kept."""
+
+    id: str
+    name: str
+    prefix: str = Field(description="the key's first characters, to recognise it")
+    account_id: str
+    admin: bool
+    created_at: str
+    key: str = Field(description="sbk_...: send it as `Authorization: Bearer sbk_...`")
+
+
+class WebhookIn(BaseModel):
+    """An app webhook to add to the key's account."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "url": "https://app.example.com/hooks/sms", "events": ["message.received"]}]})
+
+    url: str = Field(description="http(s) URL the gateway posts events to")
+    events: list[str] | None = Field(
+        None, description="event types it hears of; default: message.received, "
+                          "message.status, call.completed, call.failed")
+    format: Literal["standard"] = Field("standard", description="Standard Webhooks")
+
+
+class WebhookOut(BaseModel):
+    """An app webhook of the key's account (never its secret)."""
+
+    id: str | None = Field(description="wh_...; null for the config file's webhooks")
+    url: str
+    events: list[str]
+    format: str
+    source: Literal["config", "api"]
+    created_at: str | None
+
+
+class WebhookCreatedOut(WebhookOut):
+    """A new app webhook and its signing secret, which is shown this once."""
+
+    secret: str = Field(description="whsec_...: verify each delivery's webhook-signature")
+
+
+class WebhookListOut(BaseModel):
+    """The key's account's app webhooks."""
+
+    data: list[WebhookOut]
 
 
 class FieldError(BaseModel):
@@ -218,7 +332,8 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    errors: list[FieldError] | None = Field(None, description="422 only: the wrong fields")
+    errors: list[FieldError] | None = Field(
+        None, description="422 and 409 only: the fields that are wrong or taken")
 
 
 # The problem answers the OpenAPI document lists on the routes that can give them.
@@ -228,3 +343,16 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "the body is over server.max_body_bytes"}}
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": Problem, "description": "the key is not an admin key"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "a name or number already taken, or a config-file "
+                                           "connection (read-only); names the field"}}
+SECRET_KEY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Problem, "description": "the secret key that encrypts stored secrets is "
+                                           "missing or wrong"}}
+
+
+def not_found(what: str) -> dict[int | str, dict[str, Any]]:
+    """The documented 404 of a route about one ``what`` of the key's account."""
+    return {404: {"model": Problem, "description": f"no such {what} in the key's account"}}

@@ -1,4 +1,5 @@
-"""/v1/optouts: the opt-out list, per sending number; and the 422 of a send it refuses."""
+"""/v1/optouts: the key's account's opt-out list, per sending number; and the 422 of a send
+it refuses."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..core.errors import RecipientOptedOut
 from ..gateway.optouts import OptoutList
-from .auth import Auth
+from .auth import Auth, GatewayDep
 from .inputs import read_model
 from .models import PROBLEM_RESPONSES, TOO_LARGE, Problem
 from .problems import opted_out
@@ -54,11 +55,9 @@ class OptoutListOut(BaseModel):
     next_cursor: str | None
 
 
-def optout_list(request: Request) -> OptoutList:
-    """The opt-out list of the running gateway."""
-    gateway = request.app.state.runtime.gateway
-    assert gateway is not None, "runtime not started"
-    return OptoutList(gateway.settings, gateway.store)
+def optout_list(key: Auth, gateway: GatewayDep) -> OptoutList:
+    """The opt-out list of the key's account."""
+    return gateway.optouts(key.account_id)
 
 
 Optouts = Annotated[OptoutList, Depends(optout_list)]

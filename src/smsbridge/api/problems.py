@@ -42,7 +42,13 @@ def opted_out(field: str, reason: str) -> Response:
     return _field_problem("opted-out", "Recipient opted out", field, reason)
 
 
-def _field_problem(slug: str, title: str, field: str, reason: str) -> Response:
-    """A 422 that names the one field it is about, in ``errors`` as well as in the detail."""
-    return problem(422, slug, title, f"{field}: {reason}",
+def conflict(field: str, reason: str) -> Response:
+    """409: a field's value is taken (a name or number), or the thing is read-only."""
+    return _field_problem("conflict", "Conflict", field, reason, status=409)
+
+
+def _field_problem(slug: str, title: str, field: str, reason: str, status: int = 422
+                   ) -> Response:
+    """A problem that names the one field it is about, in ``errors`` as well as in the detail."""
+    return problem(status, slug, title, f"{field}: {reason}",
                    errors=[{"field": field, "reason": reason}])

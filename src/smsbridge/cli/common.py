@@ -5,17 +5,28 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from ..core.errors import ConfigError, InvalidInput, SmsBridgeError, StoreUnavailable
+from ..core.errors import (
+    ConfigError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    SecretKeyError,
+    SmsBridgeError,
+    StoreUnavailable,
+)
+from ..core.scope import Scope
 
 if TYPE_CHECKING:
     from ..gateway.config import Settings
+    from ..gateway.service import Gateway
 
 out = Console()
 err = Console(stderr=True)
@@ -27,6 +38,12 @@ ConfigOpt = Annotated[
                       "the data folder and the sandbox carrier)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AccountOpt = Annotated[
+    str | None,
+    typer.Option("--account", metavar="ID", show_default=False,
+                 help="The account (acc_...) to act in, as `smsbridge accounts list` shows "
+                      "them (default: the default account)."),
+]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -54,8 +71,16 @@ def friendly_errors(func: F) -> F:
             fail(f"config error {exc.key}: {exc.reason}")
         except InvalidInput as exc:
             fail(f"invalid {exc.field}: {exc.reason}")
+        except Conflict as exc:
+            fail(f"conflict on {exc.field}: {exc.reason}")
         except StoreUnavailable as exc:
             fail(f"error: {exc.reason}")
+        except NotFound as exc:
+            fail(f"error: {exc}", 1)
+        except Forbidden as exc:
+            fail(f"forbidden: {exc}", 1)
+        except SecretKeyError as exc:
+            fail(f"secret key error: {exc}", 1)
         except SmsBridgeError as exc:
             fail(f"error: {exc}", 1)
         except KeyboardInterrupt:
@@ -71,6 +96,15 @@ def load(config: Path | None, *, secrets: bool) -> Settings:
     return load_settings(config, secrets=secrets)
 
 
+async def scope_of(gateway: Gateway, account: str | None) -> Scope:
+    """What the CLI acts as: the operator, within ``account`` (default: the default
+    account); NotFound for an account that does not exist."""
+    if account is None:
+        return gateway.cli_scope
+    record = await gateway.get_account(gateway.cli_scope, account.strip())
+    return Scope(record.id, admin=True)
+
+
 def print_json(data: Any) -> None:
     """Indented JSON on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -82,12 +116,18 @@ def print_warnings(settings: Settings) -> None:
         warn(text)
 
 
-def unreachable_warning(settings: Settings, base_url: str) -> None:
-    """Say so when carriers cannot call ``base_url``, and how to fix it."""
+def unreachable_warning(settings: Settings, base_url: str,
+                        carriers: Iterable[str] | None = None) -> None:
+    """Say so when carriers cannot call ``base_url``, and how to fix it.
+
+    ``carriers``: the carriers of the connections shown (default: the config file's).
+    """
     from ..gateway.config import carrier_unreachable_reason
 
+    if carriers is None:
+        carriers = [c.carrier for c in settings.connections.values()]
     # The sandbox is played from this machine; only real carriers call from outside.
-    real = sorted({c.carrier for c in settings.connections.values() if c.carrier != "sandbox"})
+    real = sorted({carrier for carrier in carriers if carrier != "sandbox"})
     reason = carrier_unreachable_reason(base_url)
     if not real or reason is None:
         return

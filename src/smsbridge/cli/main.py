@@ -1,8 +1,9 @@
-"""The ``smsbridge`` command: serve, worker, send, call, messages, carriers, keys, sandbox, config.
+"""The ``smsbridge`` command: serve, worker, send, call, messages, carriers, keys, accounts,
+connections, sandbox, config.
 
-Each command imports what it uses inside its body: listing messages needs the store but
-not the web server, the carriers' HTTP client or Alembic, and starts in a fraction of the
-time the whole stack takes to import.
+Every command but serve, worker and migrate acts through the gateway service (gateway/admin.py
+opens it), where account scoping lives. Each imports what it uses inside its body: listing
+messages needs neither the web server nor Alembic.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import typer
 
 from ..core.errors import InvalidInput, SmsBridgeError
 from ..core.messages import Direction, MessageStatus
+from .accounts import accounts_app
 from .calls import call
 from .common import (
+    AccountOpt,
     ConfigOpt,
     JsonOpt,
     err,
@@ -29,8 +32,10 @@ from .common import (
     out,
     print_json,
     print_warnings,
+    scope_of,
     unreachable_warning,
 )
+from .connections import connections_app, print_connection
 from .optouts import optouts_app
 from .rules import rules_app
 
@@ -38,7 +43,9 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ..core.messages import Message
+    from ..gateway.config import Settings
     from ..gateway.service import MediaInput
+    from ..store.base import ApiKeyRecord
 
 app = typer.Typer(
     name="smsbridge",
@@ -46,16 +53,21 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-carriers_app = typer.Typer(help="Carrier connections and the webhook URLs to give each carrier "
-                                "(each URL holds the connection's secret token); with "
-                                "--available or describe, the carriers smsbridge can use.",
+carriers_app = typer.Typer(help="The default account's carrier connections and the webhook "
+                                "URLs to give each carrier (each URL holds the connection's "
+                                "secret token; other accounts': `smsbridge connections list "
+                                "--account ID`); with --available or describe, the carriers "
+                                "smsbridge can use.",
                            invoke_without_command=True)
-keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys, each of one account (stored hashed; a key is shown "
+                                "once).", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Play traffic through the built-in sandbox carrier.",
                           no_args_is_help=True)
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
 app.add_typer(carriers_app, name="carriers")
 app.add_typer(keys_app, name="keys")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(connections_app, name="connections")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(config_app, name="config")
 app.add_typer(optouts_app, name="optouts")
@@ -197,6 +209,9 @@ def messages(
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many.")] = 20,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new and "
                                          "changed messages until Ctrl-C.")] = False,
+    account: Annotated[str | None, typer.Option(
+        "--account", metavar="ID", show_default=False,
+        help="Only this account's messages (default: every account's).")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -204,17 +219,19 @@ def messages(
     import asyncio
 
     from ..core.phone import to_e164
-    from ..gateway.admin import open_store
+    from ..gateway.admin import open_gateway
     from ..store.base import MessageFilter
 
     settings = load(config, secrets=False)
     if number:
         number = to_e164(number, settings.server.default_region, field="number")
-    filt = MessageFilter(number, direction, status)
 
     async def main() -> None:
-        async with open_store(settings) as store:
-            page = await store.list_messages(filt, limit, None)
+        async with open_gateway(settings) as gw:
+            # The operator sees every account's messages unless one is asked for.
+            account_id = None if account is None else (await scope_of(gw, account)).account_id
+            filt = MessageFilter(number, direction, status, account_id=account_id)
+            page = await gw.list_messages(filt, limit, None)
             if as_json and not follow:
                 print_json({"data": [m.to_dict() for m in page.messages],
                             "next_cursor": page.next_cursor})
@@ -228,7 +245,7 @@ def messages(
                 seen[m.id] = f"{m.status}{m.updated_at}"
             while True:
                 await asyncio.sleep(1.0)
-                latest = await store.list_messages(filt, 100, None)
+                latest = await gw.list_messages(filt, 100, None)
                 for m in reversed(latest.messages):
                     stamp = f"{m.status}{m.updated_at}"
                     if seen.get(m.id) != stamp:
@@ -274,9 +291,10 @@ def carriers(
         "--available", help="List every carrier that can be configured (built-in or "
         "plug-in) with its capabilities and settings, instead of the connections.")] = False,
 ) -> None:
-    """List carrier connections, their numbers and the webhook URLs to give each carrier.
+    """List the default account's connections, their numbers and webhook URLs to give carriers.
 
-    The URLs hold each connection's secret token: give them to the carrier only.
+    The URLs hold each connection's secret token: give them to the carrier only. Other
+    accounts' connections: `smsbridge connections list --account ID`.
     """
     import asyncio
 
@@ -288,11 +306,16 @@ def carriers(
 
         print_available(as_json)
         return
-    from ..gateway.admin import describe_connections
+    from ..gateway.admin import open_gateway
 
     settings = load(config, secrets=False)
-    base, rows = asyncio.run(describe_connections(settings))
-    unreachable_warning(settings, base)
+
+    async def main() -> tuple[list[dict[str, Any]], Settings]:
+        async with open_gateway(settings) as gw:
+            return gw.list_connections(gw.cli_scope), gw.settings
+
+    rows, served = asyncio.run(main())
+    unreachable_warning(served, served.server.base_url, [row["carrier"] for row in rows])
     print_warnings(settings)
     if as_json:
         print_json({"data": rows})
@@ -300,14 +323,7 @@ def carriers(
     if not rows:
         out.print("no carrier connections configured")
     for row in rows:
-        out.print(f"[bold]{row['name']}[/bold] ({row['carrier']})  numbers: "
-                  f"{', '.join(row['numbers']) or '-'}", highlight=False)
-        out.print(f"  inbound: {row['inbound_url']}", highlight=False, soft_wrap=True)
-        if row["status_url"]:
-            out.print(f"  status:  {row['status_url']}", highlight=False, soft_wrap=True)
-        if row["setup"]:
-            for line in str(row["setup"]).splitlines():
-                out.print(f"  {line}", highlight=False, soft_wrap=True)
+        print_connection(row)
 
 
 @carriers_app.command("describe")
@@ -325,30 +341,31 @@ def carriers_describe(
 @carriers_app.command("rotate-token")
 @friendly_errors
 def rotate_token(ctx: typer.Context, name: Annotated[str, typer.Argument(
-        help="The connection whose webhook URL is replaced.")], config: ConfigOpt = None
-                 ) -> None:
+        help="The connection whose webhook URL is replaced.")], account: AccountOpt = None,
+                 config: ConfigOpt = None) -> None:
     """Give a connection a new webhook token; update the carrier with the new URL."""
     import asyncio
-    import secrets
 
-    from ..gateway.admin import carrier_base_url, open_store
+    from ..core.errors import NotFound
+    from ..gateway.admin import open_gateway
 
     settings = load(config or ctx.obj, secrets=False)
-    if name not in settings.connections:
-        raise InvalidInput("connection", f"no connection named {name!r}; known: "
-                           f"{', '.join(settings.connections) or 'none'}")
 
-    async def main() -> str:
-        async with open_store(settings) as store:
-            token = secrets.token_urlsafe(32)
-            await store.rotate_token(name, token)
-            base = await carrier_base_url(settings, store)
-        return f"{base}/v1/carriers/{name}/{token}/inbound"
+    async def main() -> dict[str, Any]:
+        async with open_gateway(settings) as gw:
+            scope = await scope_of(gw, account)
+            try:
+                return await gw.rotate_connection_token(scope, name)
+            except NotFound:
+                known = ", ".join(c["name"] for c in gw.list_connections(scope))
+                raise InvalidInput("connection", f"no connection named {name!r} in this "
+                                   f"account; known: {known or 'none'}") from None
 
-    url = asyncio.run(main())
-    out.print(f"new inbound URL for {name}: {url}", highlight=False, soft_wrap=True)
+    row = asyncio.run(main())
+    out.print(f"new inbound URL for {name}: {row['inbound_url']}", highlight=False,
+              soft_wrap=True, markup=False)
     err.print("Give the carrier the new URL. Running gateways stop accepting the old one "
-              "within 5 seconds.")
+              "within seconds.")
 
 
 # ---------------------------------------------------------------- keys
@@ -356,41 +373,60 @@ def rotate_token(ctx: typer.Context, name: Annotated[str, typer.Argument(
 @friendly_errors
 def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for (unique among live keys).")],
+    account: Annotated[str | None, typer.Option(
+        "--account", metavar="ID", show_default=False,
+        help="The account the key acts in (default: the default account).")] = None,
+    admin: Annotated[bool, typer.Option(
+        "--admin", help="An admin key: it also manages accounts (default account only).")
+    ] = False,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an API key and print it once."""
+    """Create an API key of an account and print it once.
+
+    Example: smsbridge keys create --name acme-pbx --account acc_0123456789abcdef
+    """
     import asyncio
 
     from ..gateway.admin import open_gateway
 
     settings = load(config, secrets=False)
 
-    async def main() -> tuple[Any, str]:
+    async def main() -> tuple[ApiKeyRecord, str]:
         async with open_gateway(settings) as gw:
-            return await gw.create_api_key(name)
+            return await gw.create_api_key(name, account=account.strip() if account else None,
+                                           admin=admin)
 
     record, key = asyncio.run(main())
     if as_json:
         print_json({**record.to_dict(), "key": key})
         return
-    err.print(f"created key {record.id} ({record.name}); it is shown only now:")
+    kind = "admin key" if record.admin else "key"
+    err.print(f"created {kind} {record.id} ({record.name}) of account {record.account_id}; "
+              "it is shown only now:", highlight=False, markup=False, soft_wrap=True)
     out.print(key, highlight=False, soft_wrap=True)
 
 
 @keys_app.command("list")
 @friendly_errors
-def keys_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """List API keys (never the keys themselves)."""
+def keys_list(
+    account: Annotated[str | None, typer.Option(
+        "--account", metavar="ID", show_default=False,
+        help="Only this account's keys (default: every account's).")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API keys with their account (never the keys themselves)."""
     import asyncio
 
-    from ..gateway.admin import open_store
+    from ..gateway.admin import open_gateway
 
     settings = load(config, secrets=False)
 
-    async def main() -> list[Any]:
-        async with open_store(settings) as store:
-            return await store.list_api_keys()
+    async def main() -> list[ApiKeyRecord]:
+        async with open_gateway(settings) as gw:
+            account_id = None if account is None else (await scope_of(gw, account)).account_id
+            return await gw.list_api_keys(account_id)
 
     records = asyncio.run(main())
     if as_json:
@@ -399,10 +435,11 @@ def keys_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     from rich.table import Table
 
     table = Table(title=None if records else "no API keys")
-    for col in ("id", "name", "prefix", "created", "state"):
-        table.add_column(col)
+    for col in ("id", "account", "name", "admin", "prefix", "created", "state"):
+        # Ids are copied from here: folded on a narrow terminal, never cut short.
+        table.add_column(col, overflow="fold")
     for r in records:
-        table.add_row(r.id, r.name, r.prefix + "…",
+        table.add_row(r.id, r.account_id, r.name, "admin" if r.admin else "", r.prefix + "…",
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)),
                       "revoked" if r.revoked_at else "active")
     out.print(table)
@@ -418,10 +455,15 @@ def keys_revoke(
     """Revoke one API key by id or by name."""
     import asyncio
 
-    from ..gateway.admin import revoke_key
+    from ..gateway.admin import open_gateway
 
     settings = load(config, secrets=False)
-    record = asyncio.run(revoke_key(settings, key))
+
+    async def main() -> ApiKeyRecord:
+        async with open_gateway(settings) as gw:
+            return await gw.revoke_api_key(key)
+
+    record = asyncio.run(main())
     out.print(f"revoked key {record.id} ({record.name})", highlight=False)
 
 
@@ -445,29 +487,40 @@ def sandbox_receive(
     import aiohttp
 
     from ..core.phone import to_e164
-    from ..gateway.admin import gateway_url, open_store
+    from ..core.scope import Scope
+    from ..gateway.admin import open_runtime, served_url
 
     settings = load(config, secrets=False)
     region = settings.server.default_region
     to_e = to_e164(to, region, field="to")
     from_e = to_e164(from_, region, field="from")
-    candidates = [c for c in settings.connections.values() if c.carrier == "sandbox"
-                  and (connection is None or c.name == connection)]
-    owner = next((c for c in candidates if to_e in c.numbers), None)
-    if owner is None:
-        raise InvalidInput("to", f"{to_e} is not a number of a sandbox connection")
     payload = {"id": f"sbx-in-{uuid.uuid4().hex[:12]}", "from": from_e, "to": to_e,
                "text": text, "media": [{"url": u} for u in (media or [])]}
 
+    async def sandbox_url() -> tuple[str, str]:
+        """The gateway's base URL and the inbound URL of the sandbox connection (of any
+        account) that owns --to."""
+        async with open_runtime(settings) as runtime:
+            gw = runtime.gateway
+            assert gw is not None
+            for record in await gw.list_accounts(gw.cli_scope):
+                for row in gw.list_connections(Scope(record.id, admin=True)):
+                    if row["carrier"] != "sandbox" or to_e not in row["numbers"] or (
+                            connection is not None and row["name"] != connection):
+                        continue
+                    # A token this command just made is one no running gateway has served.
+                    if row["name"] in runtime.new_tokens or not row["inbound_url"]:
+                        raise SmsBridgeError(f"connection {row['name']!r} has no webhook URL "
+                                             "yet; start the gateway once with "
+                                             "`smsbridge serve`")
+                    token = row["inbound_url"].rsplit("/", 2)[-2]
+                    # Played from this machine: straight to the gateway, not its public URL.
+                    base = (server or served_url(gw.settings)).rstrip("/")
+                    return base, f"{base}/v1/carriers/{row['name']}/{token}/inbound"
+        raise InvalidInput("to", f"{to_e} is not a number of a sandbox connection")
+
     async def main() -> tuple[int, str]:
-        async with open_store(settings) as store:
-            # Read only: tokens are made by the gateway, never by a client of it.
-            token = (await store.read_tokens()).get(owner.name)
-            base = (server or await gateway_url(settings, store)).rstrip("/")
-        if not token:
-            raise SmsBridgeError(f"connection {owner.name!r} has no webhook URL yet; start "
-                                 "the gateway once with `smsbridge serve`")
-        url = f"{base}/v1/carriers/{owner.name}/{token}/inbound"
+        base, url = await sandbox_url()
         async with aiohttp.ClientSession() as http:
             try:
                 async with http.post(url, json=payload) as resp:

@@ -1,4 +1,4 @@
-"""``smsbridge optouts list|add|remove``: the opt-out list, kept per sending number."""
+"""``smsbridge optouts list|add|remove``: an account's opt-out list, kept per sending number."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from .common import ConfigOpt, JsonOpt, fail, friendly_errors, load, out, print_json
+from .common import (
+    AccountOpt,
+    ConfigOpt,
+    JsonOpt,
+    fail,
+    friendly_errors,
+    load,
+    out,
+    print_json,
+    scope_of,
+)
 
 if TYPE_CHECKING:
     from ..gateway.optouts import OptoutList
@@ -24,18 +34,20 @@ optouts_app = typer.Typer(
 FromOpt = Annotated[str, typer.Option("--from", help="One of your numbers: whose list.")]
 
 
-def _run(config: Path | None, use: Callable[[OptoutList], Awaitable[T]]) -> T:
-    """``use`` the opt-out list of the configured database, and return what it gives."""
+def _run(config: Path | None, account: str | None,
+         use: Callable[[OptoutList], Awaitable[T]]) -> T:
+    """``use`` the opt-out list of ``account`` (default: the default account's), and
+    return what it gives."""
     import asyncio
 
-    from ..gateway.admin import open_store
-    from ..gateway.optouts import OptoutList
+    from ..gateway.admin import open_gateway
 
     settings = load(config, secrets=False)
 
     async def main() -> T:
-        async with open_store(settings) as store:
-            return await use(OptoutList(settings, store))
+        async with open_gateway(settings) as gateway:
+            scope = await scope_of(gateway, account)
+            return await use(gateway.optouts(scope.account_id))
 
     return asyncio.run(main())
 
@@ -47,11 +59,12 @@ def list_optouts(
                      ] = None,
     to: Annotated[str | None, typer.Option("--to", help="Only this recipient.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many.")] = 100,
+    account: AccountOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List opted-out recipients, newest first."""
-    page = _run(config, lambda optouts: optouts.list(from_, to, limit=limit))
+    page = _run(config, account, lambda optouts: optouts.list(from_, to, limit=limit))
     if as_json:
         print_json({"data": [e.to_dict() for e in page.entries]})
         return
@@ -71,11 +84,12 @@ def list_optouts(
 def add_optout(
     from_: FromOpt,
     to: Annotated[str, typer.Option("--to", help="The recipient to send nothing to.")],
+    account: AccountOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Put a recipient on one of your numbers' opt-out list: sends to it are refused."""
-    record, added = _run(config, lambda optouts: optouts.add(from_, to, "cli"))
+    record, added = _run(config, account, lambda optouts: optouts.add(from_, to, "cli"))
     if as_json:
         print_json(record.to_dict())
         return
@@ -89,11 +103,12 @@ def add_optout(
 def remove_optout(
     number: Annotated[str, typer.Argument(help="The recipient to take off the list.")],
     from_: FromOpt,
+    account: AccountOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Take a recipient off one of your numbers' opt-out list (only with its consent)."""
-    record = _run(config, lambda optouts: optouts.remove(from_, number))
+    record = _run(config, account, lambda optouts: optouts.remove(from_, number))
     if record is None:
         fail(f"{number} is not on the opt-out list of {from_}", 1)
     if as_json:

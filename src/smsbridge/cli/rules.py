@@ -9,7 +9,8 @@ from rich.markup import escape
 
 from .common import ConfigOpt, JsonOpt, friendly_errors, load, out, print_json
 
-rules_app = typer.Typer(help="Inbound [[rules]]: try them on a message (nothing is sent).",
+rules_app = typer.Typer(help="Inbound rules (the config's \\[\\[rules]]): try them on a message "
+                        "(nothing is sent).",
                         no_args_is_help=True)
 
 

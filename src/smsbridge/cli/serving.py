@@ -78,7 +78,7 @@ def serve(config: Path | None, listen: str | None, no_worker: bool) -> None:
     from .. import __version__
     from ..api.app import create_app
     from ..api.server import uvicorn_options
-    from ..gateway.admin import prepare_serving, url_of
+    from ..gateway.admin import prepare_serving, store_for, url_of
     from ..gateway.runtime import Runtime
 
     # A store failure here ends the command with one line of its own; the store's warning
@@ -105,17 +105,21 @@ def serve(config: Path | None, listen: str | None, no_worker: bool) -> None:
         if show_urls:
             err.print(f"    inbound: {base}/v1/carriers/{name}/{done.tokens[name]}/inbound",
                       highlight=False, soft_wrap=True)
+    for name, carrier, numbers, account in done.stored:
+        err.print(f"  connection {name} ({carrier}, added by API to {account}): "
+                  f"{', '.join(numbers) or '-'}", highlight=False, soft_wrap=True)
     if settings.connections and not show_urls:
         err.print("  webhook URLs: run `smsbridge carriers` to show them", highlight=False)
     unreachable_warning(settings, base)
-    print_warnings(settings)
+    if not done.stored:  # the warning is of a gateway with no connection at all
+        print_warnings(settings)
     if done.first_key:
         err.print("\n[bold yellow]New API key, shown only now (only its hash is stored):"
                   "[/bold yellow]", highlight=False)
         out.print(f"\n    {done.first_key}\n", highlight=False, soft_wrap=True)
         err.print("Use it as: Authorization: Bearer <key>.  More keys: smsbridge keys create "
                   "--name NAME", highlight=False, soft_wrap=True)
-    runtime = Runtime(settings, run_workers=not no_worker)
+    runtime = Runtime(settings, store_for(settings), run_workers=not no_worker)
     uvicorn_config = uvicorn.Config(create_app(runtime), log_level="warning",
                                     access_log=False, server_header=False,
                                     **uvicorn_options())
@@ -124,6 +128,7 @@ def serve(config: Path | None, listen: str | None, no_worker: bool) -> None:
 
 def worker(config: Path | None) -> None:
     """Run the outbox and app-webhook workers until SIGINT or SIGTERM."""
+    from ..gateway.admin import store_for
     from ..gateway.runtime import Runtime
 
     settings = load(config, secrets=True)
@@ -131,7 +136,7 @@ def worker(config: Path | None) -> None:
     print_warnings(settings)
 
     async def main() -> None:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, store_for(settings))
         await runtime.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -57,6 +57,33 @@ class RecipientOptedOut(InvalidInput):
         self.recipient = recipient
 
 
+class Conflict(SmsBridgeError):
+    """A name or number already taken by something else (the API answers 409)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class NotFound(SmsBridgeError):
+    """No such thing within the caller's account (another account's things are not found
+    either)."""
+
+    def __init__(self, what: str, name: str) -> None:
+        super().__init__(f"no {what} {name!r}")
+        self.what = what
+        self.name = name
+
+
+class Forbidden(SmsBridgeError):
+    """The caller's key may not do this (managing accounts takes an admin key)."""
+
+
+class SecretKeyError(SmsBridgeError):
+    """The key that encrypts stored secrets is missing, malformed or not this store's."""
+
+
 class ConfigError(SmsBridgeError):
     """A configuration value that cannot be used; ``key`` is its dotted path."""
 

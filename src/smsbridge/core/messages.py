@@ -185,6 +185,8 @@ class Message:
     voice: str | None = None
     language: str | None = None
     repeat: int | None = None
+    # The account (tenant) it belongs to: its connection's. Not part of the public JSON.
+    account_id: str | None = None
 
     @property
     def is_call(self) -> bool:

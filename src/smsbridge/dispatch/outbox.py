@@ -110,7 +110,7 @@ class OutboxWorker(PollingWorker):
         if exc.recipient_opted_out:
             # The carrier keeps its own list; ours must refuse the next send before it goes.
             _, added = await self.store.add_optout(message.from_number, message.to_number,
-                                                   "carrier")
+                                                   "carrier", message.account_id)
             if added:
                 log.warning("%s opted out of %s at %s (%s): put on the opt-out list",
                             message.to_number, message.from_number, message.carrier,

@@ -88,7 +88,8 @@ class WebhookDeliveryWorker(PollingWorker):
         if delivery.url.startswith(MQTT_URL_PREFIX):
             await self.publish(delivery)
             return
-        target = self.targets.get(delivery.url)
+        # Webhooks added through the API are known by id (two accounts may share a URL).
+        target = self.targets.get(delivery.webhook_id or delivery.url)
         if target is None:
             await self.store.finish_delivery(
                 delivery.id, ok=False, error="webhook no longer configured", next_attempt_at=None)

@@ -1,27 +1,29 @@
 """The gateway as CLI commands use it: no workers, no HTTP server, no migrations.
 
 Only ``serve``, ``worker`` and ``migrate`` migrate the database. Every other command opens
-an existing, up-to-date one and otherwise says what to do, in one line. This module
-imports the store, the providers and the HTTP client only inside the functions that need
-them, so that a read-only command starts quickly.
+an existing, up-to-date one through the gateway service (``open_gateway``), where account
+scoping lives, and otherwise says what to do, in one line. This module imports the store,
+the providers and the HTTP client only inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core.errors import StoreUnavailable
-from .config import Connection, Settings, sqlite_path
+from .config import Settings, sqlite_path
 
 if TYPE_CHECKING:
-    from ..store.base import ApiKeyRecord, Store
+    from ..store.base import Store
     from ..store.sql import SqlStore
+    from .runtime import Runtime
     from .service import Gateway
 
 # The address the running `serve` listens on, as HOST:PORT (it may differ from the config's).
@@ -36,6 +38,8 @@ class Provisioned:
     tokens: dict[str, str]
     new_tokens: frozenset[str]  # connections whose webhook token this start created
     first_key: str | None  # the API key made because the store had none
+    # Connections added through the API: (name, carrier, numbers, account id)
+    stored: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
 
 
 def shipped_revisions() -> list[str]:
@@ -71,7 +75,7 @@ def _read_revision(store: SqlStore) -> str | None:
 
 
 async def _revision(store: SqlStore) -> str | None:
-    from ..store.sql import unusable_reason
+    from ..store.engine import unusable_reason
 
     try:
         return await asyncio.to_thread(_read_revision, store)
@@ -120,33 +124,65 @@ def _require_database_file(settings: Settings) -> None:
         raise StoreUnavailable(f"no smsbridge database at {path}; {START_HINT}")
 
 
-@asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[Store]:
-    """The store of an existing, up-to-date database, closed on exit; never migrates."""
-    _require_database_file(settings)
+def store_for(settings: Settings) -> SqlStore:
+    """The store of the configured database (not yet started or migrated)."""
     from ..store.sql import SqlStore
 
-    store = SqlStore(settings.server.database)
-    try:
-        await check_schema(store, settings)
-        yield store
-    finally:
-        await store.close()
+    return SqlStore(settings.server.database)
 
 
 @asynccontextmanager
-async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    """A started gateway without workers on an up-to-date database, closed on exit."""
+async def open_runtime(settings: Settings, *, create_secret_key: bool = False
+                       ) -> AsyncIterator[Runtime]:
+    """A started runtime without workers on an up-to-date database, stopped on exit.
+
+    Its gateway builds webhook URLs on the address the running ``serve`` recorded (a
+    ``--listen`` may have moved it from the config's); ``create_secret_key``: for a command
+    that stores secrets, make the key file if there is none.
+    """
     from .runtime import Runtime
 
     _require_database_file(settings)
-    runtime = Runtime(settings, run_workers=False, migrate=False)
+    store = store_for(settings)
     try:
-        await check_schema(runtime.store, settings)
-        gateway = await runtime.start()
-        yield gateway
+        await check_schema(store, settings)
+        served = await _as_served(settings, store)
+    except BaseException:
+        await store.close()
+        raise
+    runtime = Runtime(served, store, run_workers=False, migrate=False,
+                      create_secret_key=create_secret_key)
+    try:
+        await runtime.start()
+        yield runtime
     finally:
         await runtime.stop()
+
+
+@asynccontextmanager
+async def open_gateway(settings: Settings, *, create_secret_key: bool = False
+                       ) -> AsyncIterator[Gateway]:
+    """A started gateway without workers on an up-to-date database, closed on exit.
+
+    ``create_secret_key``: for a command that stores secrets, make the key file if none.
+    """
+    async with open_runtime(settings, create_secret_key=create_secret_key) as runtime:
+        assert runtime.gateway is not None
+        yield runtime.gateway
+
+
+async def _as_served(settings: Settings, store: Store) -> Settings:
+    """``settings`` with the listen address the running ``serve`` recorded, if another.
+
+    A copy: the caller's settings keep the config's address.
+    """
+    recorded = await store.get_meta(LISTEN_META_KEY)
+    if not recorded or recorded == settings.server.listen:
+        return settings
+    served = copy.copy(settings)
+    served.config = settings.config.model_copy(
+        update={"server": settings.server.model_copy(update={"listen": recorded})})
+    return served
 
 
 async def prepare_serving(settings: Settings, key_name: str = "default", *,
@@ -154,13 +190,15 @@ async def prepare_serving(settings: Settings, key_name: str = "default", *,
     """Migrate, create webhook tokens, a first API key if none, and record the listen address."""
     from .runtime import Runtime
 
-    runtime = Runtime(settings, run_workers=False)
+    runtime = Runtime(settings, store_for(settings), run_workers=False)
     try:
         gateway = await runtime.start()
         key = await runtime.ensure_first_api_key(key_name)
         if listening_on is not None:
             await runtime.store.set_meta(LISTEN_META_KEY, listening_on)
-        return Provisioned(dict(gateway.tokens), frozenset(runtime.new_tokens), key)
+        stored = tuple((c.name, c.carrier, tuple(c.numbers), c.account_id)
+                       for c in gateway.registry.connections.values() if c.origin == "api")
+        return Provisioned(dict(gateway.tokens), frozenset(runtime.new_tokens), key, stored)
     finally:
         await runtime.stop()
 
@@ -182,45 +220,7 @@ def url_of(listen: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def gateway_url(settings: Settings, store: Store) -> str:
-    """Where the running gateway answers: the address `serve` recorded, else server.listen."""
-    recorded = await store.get_meta(LISTEN_META_KEY)
-    return url_of(recorded or settings.server.listen)
-
-
-async def carrier_base_url(settings: Settings, store: Store) -> str:
-    """What the webhook URLs start with: public_url, else the running gateway's address."""
-    return settings.server.public_url or await gateway_url(settings, store)
-
-
-def describe(conn: Connection, base_url: str, token: str) -> dict[str, Any]:
-    """A connection as `smsbridge carriers` shows it (no secret of the carrier is needed)."""
-    inbound = f"{base_url}/v1/carriers/{conn.name}/{token}/inbound"
-    status = f"{base_url}/v1/carriers/{conn.name}/{token}/status"
-    return {
-        "name": conn.name,
-        "carrier": conn.carrier,
-        "numbers": conn.numbers,
-        "inbound_url": inbound,
-        "status_url": status if conn.provider_class.capabilities.delivery_receipts else None,
-        "setup": conn.setup_hint(inbound, status),
-    }
-
-
-async def describe_connections(settings: Settings) -> tuple[str, list[dict[str, Any]]]:
-    """The webhook base URL and each connection with its URLs (tokens made where missing)."""
-    import secrets
-
-    async with open_store(settings) as store:
-        base = await carrier_base_url(settings, store)
-        tokens = await store.ensure_tokens(list(settings.connections),
-                                           lambda: secrets.token_urlsafe(32))
-    return base, [describe(c, base, tokens[c.name]) for c in settings.connections.values()]
-
-
-async def revoke_key(settings: Settings, id_or_name: str) -> ApiKeyRecord:
-    """Revoke one live API key by id or unique name; InvalidInput when none or several match."""
-    from .service import revoke_api_key
-
-    async with open_store(settings) as store:
-        return await revoke_api_key(store, id_or_name)
+def served_url(settings: Settings) -> str:
+    """Where the running gateway answers, for a client on this machine (``settings`` as
+    ``open_runtime`` gives them: the address ``serve`` recorded, else server.listen)."""
+    return url_of(settings.server.listen)

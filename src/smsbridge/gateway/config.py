@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the providers (and aiohttp) load only when a command uses a
 ENV_CONFIG = "SMSBRIDGE_CONFIG"
 ENV_DATA_DIR = "SMSBRIDGE_DATA_DIR"
 DATABASE_FILE = "smsbridge.db"
+SECRET_KEY_FILE = "secret.key"
 # The sandbox provider's first number (held equal by its tests): read-only commands must
 # not import the providers just to learn it.
 SANDBOX_NUMBER = "+15555550100"
@@ -68,7 +69,14 @@ class ServerConfig(_Strict):
     # Media URLs on loopback, private or link-local addresses are refused unless this is set:
     # a carrier or the gateway fetching them would reach into the gateway's own network.
     allow_private_media: bool = False
+    # The same for app webhooks added through the API: an account's key must not make the
+    # gateway post into its own network unless this is set.
+    allow_private_webhooks: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The Fernet key file that encrypts carrier secrets stored by the API (created on first
+    # start, mode 0600); $SMSBRIDGE_SECRET_KEY wins over it. Default: secret.key in the data
+    # folder. A relative path is taken from the config file's folder.
+    secret_key_file: str | None = None
 
     @field_validator("listen")
     @classmethod
@@ -490,27 +498,35 @@ class Connection:
     settings are resolved: a command that never talks to the carrier needs none of them.
     """
 
+    # Where it was defined: the config file, or the API (stored, encrypted, changeable).
+    origin = "config"
+
     def __init__(self, config: ConnectionConfig, provider_class: type[Provider[Any]],
-                 numbers: list[str], key: str) -> None:
+                 numbers: list[str], key: str, account_id: str = "") -> None:
         self.name = config.name
         self.carrier = config.carrier
         self.provider_class = provider_class
         self.numbers = numbers
         self.key = key
+        # The config file's connections belong to the default account (set when it is known).
+        self.account_id = account_id
         self._settings = config.settings
+
+    def _settings_for_provider(self, missing: Literal["raise", "omit"]) -> dict[str, Any]:
+        return dict(expand_env(self._settings, f"{self.key}.settings", missing=missing))
 
     @cached_property
     def provider(self) -> Provider[Any]:
         """The provider with its secrets resolved; ConfigError names a missing variable."""
-        key = f"{self.key}.settings"
-        resolved = expand_env(self._settings, key)
-        return self.provider_class(_validate_model(self.provider_class.Config, resolved, key))
+        resolved = self._settings_for_provider("raise")
+        return self.provider_class(_validate_model(self.provider_class.Config, resolved,
+                                                   f"{self.key}.settings"))
 
     def setup_hint(self, inbound_url: str, status_url: str) -> str | None:
         """What to paste into the carrier's portal; needs no secret."""
         # Only settings whose variables are set, and unvalidated: the hint is built from
         # URLs, and a placeholder must never pass for a real value.
-        known = expand_env(self._settings, f"{self.key}.settings", missing="omit")
+        known = self._settings_for_provider("omit")
         provider = self.provider_class(self.provider_class.Config.model_construct(**known))
         return provider.setup_hint(inbound_url, status_url)
 
@@ -618,8 +634,17 @@ class Settings:
         """What is accepted but probably not what the user wants."""
         if not self.config.connections:
             return ["no [[connections]] configured: nothing can be sent or received until a "
-                    "carrier connection (name, carrier, numbers, settings) is added"]
+                    "carrier connection (name, carrier, numbers, settings) is added, in the "
+                    "config or with `smsbridge connections add`"]
         return []
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The key file that encrypts stored carrier secrets."""
+        configured = self.server.secret_key_file
+        if configured:
+            return Path(configured).expanduser().absolute()
+        return default_data_dir() / SECRET_KEY_FILE
 
     @property
     def data_location(self) -> str:
@@ -799,6 +824,9 @@ def settings_from_dict(raw: dict[str, Any], source: str | None = None, *,
             server["database"] = f"sqlite:///{default_data_dir() / DATABASE_FILE}"
         elif isinstance(database, str):
             server["database"] = _resolve_database(database, base_dir)
+        key_file = server.get("secret_key_file")
+        if isinstance(key_file, str) and key_file:
+            server["secret_key_file"] = str((base_dir / Path(key_file).expanduser()).absolute())
         expanded["server"] = server
     try:
         config = GatewayConfig.model_validate(expanded)

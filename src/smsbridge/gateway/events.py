@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..core.messages import Message, MessageStatus, utcnow
 from ..dispatch.mqtt import mqtt_url
+from ..store.app_webhooks import StoredWebhook
 from ..store.base import DeliveryDraft
 from .config import WebhookConfig
 from .rules import RuleBook, RuleHit, rule_topic
@@ -53,7 +55,11 @@ def call_event(store_event: str, call: Message) -> str | None:
 
 
 class EventRouter:
-    """Turns a message or call change into one delivery per subscribed webhook."""
+    """Turns a message or call change into one delivery per subscribed webhook.
+
+    The config file's webhooks, rules and routes (MQTT) hear of the default account's
+    messages only; the webhooks an account added through the API, of that account's only.
+    """
 
     def __init__(self, webhooks: Sequence[WebhookConfig]) -> None:
         self._by_event: dict[str, list[WebhookConfig]] = {}
@@ -65,6 +71,18 @@ class EventRouter:
         self._rules = RuleBook(())
         self._mqtt_prefix: str | None = None
         self._rule_only: frozenset[str] = frozenset()
+        self.default_account: str | None = None
+        # account id -> event type -> its stored webhooks
+        self._stored: dict[str, dict[str, list[StoredWebhook]]] = {}
+
+    def use_stored_webhooks(self, hooks: Sequence[StoredWebhook]) -> None:
+        """Route each account's events to the webhooks it added (replacing the last set)."""
+        stored: dict[str, dict[str, list[StoredWebhook]]] = {}
+        for hook in hooks:
+            by_event = stored.setdefault(hook.account_id, {})
+            for event in hook.events:
+                by_event.setdefault(event, []).append(hook)
+        self._stored = stored
 
     def use_rules(self, rules: RuleBook, mqtt_prefix: str | None) -> None:
         """Route received messages by ``rules``; ``mqtt_prefix`` when [mqtt] is configured."""
@@ -86,13 +104,28 @@ class EventRouter:
             if renamed is None:
                 return []
             event_type = renamed
-        if event_type == "message.received":
-            drafts = self._received_drafts(message)
-        else:
-            drafts = self._webhook_drafts(event_type, message)
-        for route in self._routes:
-            drafts.extend(route(event_type, message))
-        return drafts
+        drafts = self._stored_drafts(event_type, message)
+        if message.account_id is None or message.account_id == self.default_account:
+            if event_type == "message.received":
+                drafts.extend(self._received_drafts(message))
+            else:
+                drafts.extend(self._webhook_drafts(event_type, message))
+            for route in self._routes:
+                drafts.extend(route(event_type, message))
+        if message.account_id is None:
+            return drafts
+        return [replace(draft, account_id=message.account_id) for draft in drafts]
+
+    def _stored_drafts(self, event_type: str, message: Message) -> list[DeliveryDraft]:
+        """One delivery per webhook the message's account added for ``event_type``."""
+        if message.account_id is None:
+            return []
+        hooks = self._stored.get(message.account_id, {}).get(event_type, ())
+        if not hooks:
+            return []
+        body = event_body(event_type, message)
+        return [DeliveryDraft(hook.url, event_type, message.id, body, webhook_id=hook.id)
+                for hook in hooks]
 
     def _webhook_drafts(self, event_type: str, message: Message,
                         skip: frozenset[str] = frozenset()) -> list[DeliveryDraft]:

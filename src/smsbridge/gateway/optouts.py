@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..core.errors import (
@@ -86,7 +87,7 @@ class OptoutHandler:
             return True
         ours, theirs = message.to_number, message.from_number
         if keyword is Keyword.STOP:
-            _, added = await gateway.store.add_optout(ours, theirs, "keyword")
+            _, added = await gateway.store.add_optout(ours, theirs, "keyword", conn.account_id)
             if added:
                 log.info("%s opted out of %s (STOP)", theirs, ours)
             reply = policy.stop_reply
@@ -123,7 +124,7 @@ async def _queue_reply(gateway: Gateway, conn: Connection, message: Message, tex
     try:
         reply = gateway.prepare(SendRequest(from_number=message.to_number,
                                             to_number=message.from_number, text=text,
-                                            connection=conn.name))
+                                            connection=conn.name), conn.account_id)
     except InvalidInput as exc:  # a short code or sender name, or a number not configured
         log.warning("cannot answer %s from %s on %s: %s", keyword_of(message.text),
                     message.from_number, conn.name, exc)
@@ -139,11 +140,15 @@ async def _queue_reply(gateway: Gateway, conn: Connection, message: Message, tex
 
 
 class OptoutList:
-    """The list as the API and the CLI manage it: numbers normalised, scoped by sender."""
+    """One account's list as the API and the CLI manage it: numbers normalised, scoped by
+    sender."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store,
+                 owner_of: Callable[[str], Connection | None], account: str) -> None:
         self.settings = settings
         self.store = store
+        self.owner_of = owner_of
+        self.account = account
 
     def _number(self, value: str, field: str) -> str:
         return to_e164(value, self.settings.server.default_region, field=field)
@@ -154,7 +159,8 @@ class OptoutList:
         sender = self._number(from_number, "from") if from_number else None
         recipient = self._number(to_number, "to") if to_number else None
         try:
-            return await self.store.list_optouts(sender, recipient, limit, cursor)
+            return await self.store.list_optouts(sender, recipient, limit, cursor,
+                                                 account_id=self.account)
         except ValueError as exc:
             raise InvalidInput("cursor", str(exc)) from None
 
@@ -162,11 +168,11 @@ class OptoutList:
                   ) -> tuple[OptoutRecord, bool]:
         """Put ``to_number`` on the list of ``from_number`` (one of ours); True when new."""
         sender = self._number(from_number, "from")
-        if sender not in self.settings.number_owner:
-            raise InvalidInput("from", f"{sender} is not a number of any connection; the "
-                                       "list is kept per sending number")
+        if self.owner_of(sender) is None:
+            raise InvalidInput("from", f"{sender} is not a number of any connection of this "
+                                       "account; the list is kept per sending number")
         record, added = await self.store.add_optout(sender, self._number(to_number, "to"),
-                                                    source)
+                                                    source, self.account)
         if added:
             log.info("%s put on the opt-out list of %s (%s)", record.to_number, sender, source)
         return record, added
@@ -174,7 +180,8 @@ class OptoutList:
     async def remove(self, from_number: str, to_number: str) -> OptoutRecord | None:
         """Take ``to_number`` off the list of ``from_number``; None when it was not on it."""
         record = await self.store.remove_optout(self._number(from_number, "from"),
-                                                self._number(to_number, "to"))
+                                                self._number(to_number, "to"),
+                                                account_id=self.account)
         if record is not None:
             log.info("%s taken off the opt-out list of %s", record.to_number,
                      record.from_number)

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import aiohttp
 
+from ..core.errors import StoreUnavailable
 from ..dispatch.mqtt import MqttLink
 from ..dispatch.outbox import OutboxWorker
-from ..dispatch.webhooks import WebhookDeliveryWorker, WebhookTarget
-from ..store.sql import SqlStore
+from ..dispatch.webhooks import WebhookDeliveryWorker
+from ..store.base import Store
 from .config import Settings
 from .mqtt import build_link
+from .secretbox import CHECK_META_KEY, ENV_SECRET_KEY, SecretBox, open_secret_box
 from .service import Gateway
 
 log = logging.getLogger("smsbridge")
 
-# How soon a running server honours `smsbridge carriers rotate-token` from another process.
-TOKEN_REFRESH_SECONDS = 5.0
+# How soon a running server honours a connection or webhook added, changed or removed, or a
+# token rotated, by another process.
+REFRESH_SECONDS = 2.0
 # Time past a send's worst case for the worker to record its result before the lease ends.
 LEASE_MARGIN_SECONDS = 5.0
 
@@ -27,12 +31,18 @@ LEASE_MARGIN_SECONDS = 5.0
 class Runtime:
     """Everything a running gateway holds; ``serve`` and ``worker`` both use it."""
 
-    def __init__(self, settings: Settings, *, run_workers: bool = True, migrate: bool = True
-                 ) -> None:
+    def __init__(self, settings: Settings, store: Store, *, run_workers: bool = True,
+                 migrate: bool = True, create_secret_key: bool | None = None,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
         self.settings = settings
         self.run_workers = run_workers
         self.migrate = migrate
-        self.store = SqlStore(settings.server.database)
+        # Serving makes the key file on first start; a read-only command does without a key
+        # until the store holds something encrypted.
+        self.create_secret_key = migrate if create_secret_key is None else create_secret_key
+        self.refresh_seconds = refresh_seconds
+        self.store = store
+        self.box: SecretBox | None = None
         self.http: aiohttp.ClientSession | None = None
         self.gateway: Gateway | None = None
         self.outbox: OutboxWorker | None = None
@@ -51,20 +61,32 @@ class Runtime:
             connector=aiohttp.TCPConnector(limit=200, limit_per_host=100),
             timeout=aiohttp.ClientTimeout(total=30),
         )
-        gateway = Gateway(self.settings, self.store, self.http)
+        self.box = await self._secret_box()
+        gateway = Gateway(self.settings, self.store, self.http, self.box)
         before = await self.store.read_tokens()
-        await gateway.load_tokens()
+        try:
+            await gateway.load()
+        except StoreUnavailable:
+            if self.migrate:
+                raise
+            # A read-only database (a copy, say) is still read: without new tokens.
+            await gateway.load(make_tokens=False)
+        if self.box is None and self.create_secret_key:
+            # Made only now that the store took its first writes: a start that fails on
+            # the store leaves no key file behind.
+            self.box = await open_secret_box(self.store, self.settings.secret_key_path)
+            gateway.use_box(self.box)
         # A token made now means a URL the carrier has never been given: `serve` shows it.
         self.new_tokens = {name for name, token in gateway.tokens.items()
                            if before.get(name) != token}
         self.gateway = gateway
-        self._token_refresh = asyncio.create_task(self._refresh_tokens(gateway))
+        self._token_refresh = asyncio.create_task(self._refresh(gateway))
         if self.run_workers:
             w = self.settings.worker
             # A lease shorter than a send can take would let a second worker take over
             # a send that is still waiting for its answer, and send it twice.
             send_seconds = max((c.provider.max_send_seconds()
-                                for c in self.settings.connections.values()), default=0.0)
+                                for c in gateway.registry.connections.values()), default=0.0)
             hook_timeout = max((h.timeout_seconds for h in self.settings.webhooks), default=0.0)
             if self.settings.mqtt is not None:
                 # The delivery worker publishes with the broker's connection; it does not
@@ -76,7 +98,7 @@ class Runtime:
             hooks_lease = max(w.lease_seconds, hook_timeout + LEASE_MARGIN_SECONDS)
             self.outbox = OutboxWorker(
                 self.store,
-                {name: c.provider for name, c in self.settings.connections.items()},
+                gateway.registry.providers,
                 self.http, gateway.events, gateway.status_url,
                 answer_url_for=gateway.answer_url, concurrency=w.concurrency,
                 poll_interval=w.poll_interval, lease_seconds=outbox_lease,
@@ -84,9 +106,7 @@ class Runtime:
                 backoff_base=w.backoff_base, backoff_max=w.backoff_max,
             )
             self.webhooks = WebhookDeliveryWorker(
-                self.store,
-                {h.url: WebhookTarget(h.url, h.secret.get_secret_value(), h.max_attempts,
-                                      h.timeout_seconds) for h in self.settings.webhooks},
+                self.store, gateway.webhook_targets,
                 self.http, poll_interval=w.poll_interval, lease_seconds=hooks_lease,
                 backoff_base=w.backoff_base, backoff_max=w.backoff_max, mqtt=self.mqtt,
             )
@@ -108,11 +128,27 @@ class Runtime:
                 self.mqtt.start()
         return gateway
 
+    async def _secret_box(self) -> SecretBox | None:
+        """The key there is, checked against the store; None when there is none yet.
+
+        A missing key stops a start (serve, worker, a command storing secrets) once the
+        store holds secrets; a read-only command goes on without one, decrypting nothing.
+        A key that is not the store's always stops it.
+        """
+        path = self.settings.secret_key_path
+        have_key = os.environ.get(ENV_SECRET_KEY) is not None or path.exists()
+        if not have_key:
+            check = await self.store.get_meta(CHECK_META_KEY)
+            if check is None or not self.create_secret_key:
+                return None
+        return await open_secret_box(self.store, path, create=False)
+
     async def ensure_first_api_key(self, name: str = "default") -> str | None:
-        """On a store with no API key, create one and return it (it is shown once)."""
+        """On a store with no API key, create the default account's admin key and return it
+        (it is shown once)."""
         assert self.gateway is not None
         if await self.store.count_api_keys() == 0:
-            _, key = await self.gateway.create_api_key(name)
+            _, key = await self.gateway.create_api_key(name, admin=True)
             return key
         return None
 
@@ -122,14 +158,14 @@ class Runtime:
             return True
         return all(w is not None and w.alive for w in (self.outbox, self.webhooks))
 
-    async def _refresh_tokens(self, gateway: Gateway) -> None:
+    async def _refresh(self, gateway: Gateway) -> None:
         while True:
-            await asyncio.sleep(TOKEN_REFRESH_SECONDS)
+            await asyncio.sleep(self.refresh_seconds)
             try:
-                await gateway.refresh_tokens()
+                await gateway.refresh()
             except Exception:
-                log.warning("could not re-read webhook tokens; keeping the current ones",
-                            exc_info=True)
+                log.warning("could not re-read connections, webhooks and tokens; keeping the "
+                            "current ones", exc_info=True)
 
     async def stop(self) -> None:
         """Stop the workers, then close the client and the store."""

@@ -20,7 +20,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ..core.errors import InvalidInput, MalformedWebhook, SmsBridgeError, WebhookRejected
+from ..core.errors import (
+    InvalidInput,
+    MalformedWebhook,
+    SecretKeyError,
+    SmsBridgeError,
+    WebhookRejected,
+)
 from ..core.messages import (
     KIND_CALL,
     Direction,
@@ -34,26 +40,35 @@ from ..core.messages import (
 )
 from ..core.phone import calling_code_allowed, to_e164
 from ..core.segments import count_segments, replace_lone_surrogates
+from ..dispatch.webhooks import WebhookTarget
 from ..providers.base import Reply, WebhookRequest
+from ..store.app_webhooks import StoredWebhook
 from ..store.base import (
     MAX_CARRIER_ID_CHARS,
     MAX_ERROR_CODE_CHARS,
     MAX_NUMBER_CHARS,
     ApiKeyRecord,
+    DeliveryRecord,
     IdempotencyKey,
+    MessageFilter,
+    MessagePage,
     Store,
 )
+from .accounts import API_KEY_PREFIX, AccountAdmin
 from .config import Connection, Settings
+from .connection_admin import ConnectionAdmin
 from .events import EventRouter
 from .mqtt import add_mqtt_route
-from .optouts import OptoutHandler
+from .optouts import OptoutHandler, OptoutList
+from .registry import ConnectionRegistry
 from .rule_actions import RulesHandler
+from .secretbox import CHECK_META_KEY, SecretBox, claim_store_key
+from .webhook_admin import WebhookAdmin
 
 log = logging.getLogger("smsbridge.gateway")
 
 ALLOWED_MEDIA_PREFIXES = ("image/", "audio/", "video/")
 ALLOWED_MEDIA_TYPES = ("application/pdf",)
-API_KEY_PREFIX = "sbk_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +135,26 @@ class InboundHandler(Protocol):
         ...
 
 
-class Gateway:
-    """Send, receive and track messages for every configured connection."""
+class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
+    """Send, receive and track messages for every connection; manage accounts, keys,
+    connections and webhooks within the caller's account."""
 
-    def __init__(self, settings: Settings, store: Store, http: aiohttp.ClientSession) -> None:
+    def __init__(self, settings: Settings, store: Store, http: aiohttp.ClientSession,
+                 box: SecretBox | None = None) -> None:
         self.settings = settings
         self.store = store
         self.http = http
+        self.box = box
+        self.registry = ConnectionRegistry(settings, box)
         self.events = EventRouter(settings.webhooks)
         add_mqtt_route(self.events, settings.mqtt)
+        # What the delivery worker signs with: config webhooks by URL, stored ones by id.
+        self.webhook_targets: dict[str, WebhookTarget] = {
+            h.url: WebhookTarget(h.url, h.secret.get_secret_value(), h.max_attempts,
+                                 h.timeout_seconds) for h in settings.webhooks}
+        self._registry_version: str | None = None
+        self._key_claimed = False
+        self._said_key_misfit = False
         self.tokens: dict[str, str] = {}
         self._key_cache: dict[str, tuple[float, ApiKeyRecord]] = {}
         self.on_queued: Callable[[], None] = lambda: None
@@ -139,16 +165,89 @@ class Gateway:
         self.inbound_handlers.append(RulesHandler.attach(self))
 
     # --- setup
-    async def load_tokens(self) -> dict[str, str]:
-        """Read (creating on first use) the webhook token of every connection."""
-        self.tokens = await self.store.ensure_tokens(
-            list(self.settings.connections), lambda: secrets.token_urlsafe(32))
+    @property
+    def default_account(self) -> str:
+        """The id of the default account (the config file's connections are its)."""
+        return self.registry.default_account
+
+    async def load(self, *, make_tokens: bool = True) -> dict[str, str]:
+        """Read the default account, the stored connections and webhooks, and the webhook
+        token of every connection (creating the config file's on first use, unless
+        ``make_tokens`` is False)."""
+        self.registry.set_default_account(await self.store.default_account_id())
+        self.events.default_account = self.default_account
+        await self._load_registry()
+        return await self.load_tokens(make=make_tokens)
+
+    def use_box(self, box: SecretBox) -> None:
+        """Encrypt and decrypt stored secrets with ``box`` from now on."""
+        self.box = box
+        self.registry.box = box
+
+    async def load_tokens(self, *, make: bool = True) -> dict[str, str]:
+        """Read (with ``make``, creating on first use) the webhook token of every
+        connection."""
+        if make:
+            await self.store.ensure_tokens(list(self.settings.connections),
+                                           lambda: secrets.token_urlsafe(32))
+        stored = await self.store.read_tokens()
+        self.tokens = {name: stored[name] for name in self.registry.connections
+                       if name in stored}
         return self.tokens
+
+    async def _load_registry(self) -> None:
+        version = await self.store.registry_version()
+        connections = await self.store.list_stored_connections()
+        hooks = await self.store.list_app_webhooks()
+        if (connections or hooks) and not await self._key_fits():
+            return  # said why once; the last good set stays in use
+        self.registry.load(connections)
+        self.events.use_stored_webhooks(hooks)
+        self._sync_stored_targets(hooks)
+        self._registry_version = version
+
+    async def _key_fits(self) -> bool:
+        """Whether this process can read the store's secrets; says why not, once."""
+        check = await self.store.get_meta(CHECK_META_KEY)
+        # Without a key (a read-only command) stored entries are listed, never decrypted.
+        fits = check is None or self.box is None or self.box.opens(check)
+        if not fits and not self._said_key_misfit:
+            self._said_key_misfit = True
+            log.error("connections and webhooks added through the API are stored under a "
+                      "secret key this process does not have: they are not used here until "
+                      "it is started with that key (SMSBRIDGE_SECRET_KEY or the key file)")
+        return fits
+
+    def _sync_stored_targets(self, hooks: Sequence[StoredWebhook]) -> None:
+        config_urls = {h.url for h in self.settings.webhooks}
+        for key in [k for k in self.webhook_targets if k not in config_urls]:
+            del self.webhook_targets[key]
+        if self.box is None:
+            return
+        for hook in hooks:
+            self.webhook_targets[hook.id] = WebhookTarget(hook.url, self.box.decrypt(hook.secret))
+
+    async def sealing_box(self) -> SecretBox:
+        """The box to encrypt a secret with before storing it, the store bound to its key."""
+        if self.box is None:
+            raise SecretKeyError("the secret key is not loaded: secrets cannot be stored")
+        if not self._key_claimed:
+            await claim_store_key(self.store, self.box)
+            self._key_claimed = True
+        return self.box
+
+    async def refresh(self) -> None:
+        """Pick up what other processes changed: connections and webhooks added, changed or
+        removed through the API, and rotated webhook tokens."""
+        if await self.store.registry_version() != self._registry_version:
+            await self._load_registry()
+            log.info("connections and webhooks re-read: %d connection(s)",
+                     len(self.registry.connections))
+        await self.load_tokens(make=False)
 
     async def refresh_tokens(self) -> None:
         """Pick up tokens rotated by another process (`smsbridge carriers rotate-token`)."""
-        stored = await self.store.read_tokens()
-        self.tokens = {name: stored.get(name, token) for name, token in self.tokens.items()}
+        await self.refresh()
 
     def inbound_url(self, connection: str) -> str:
         """The URL a carrier posts inbound messages to."""
@@ -165,26 +264,18 @@ class Gateway:
         return (f"{self.settings.server.base_url}/v1/carriers/{connection}/"
                 f"{self.tokens[connection]}/calls/{call_id}/answer")
 
-    async def rotate_token(self, connection: str) -> str:
+    async def rotate_token(self, connection: str, account: str | None = None) -> str:
         """Give a connection a new webhook token; the old URL stops working."""
-        if connection not in self.settings.connections:
+        if self.registry.get(connection, account) is None:
             raise InvalidInput("connection", f"no connection named {connection!r}")
         token = secrets.token_urlsafe(32)
         await self.store.rotate_token(connection, token)
         self.tokens[connection] = token
         return token
 
-    # --- API keys
-    async def create_api_key(self, name: str) -> tuple[ApiKeyRecord, str]:
-        """Make a key; the key itself is returned once and only its hash is kept."""
-        if not name.strip():
-            raise InvalidInput("name", "must not be empty")
-        if len(name.strip()) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise InvalidInput("name", "must be at most 100 characters, none of them control "
-                                       "characters")
-        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        record = await self.store.create_api_key(name.strip(), key[:12], hash_api_key(key))
-        return record, key
+    # --- API keys (creating and revoking them: gateway/accounts.py)
+    def _hash_key(self, key: str) -> str:
+        return hash_api_key(key)
 
     async def authenticate(self, key: str) -> ApiKeyRecord | None:
         """The live key record for a presented key, or None."""
@@ -204,18 +295,20 @@ class Gateway:
         return record
 
     # --- sending
-    def _resolve_connection(self, from_number: str, name: str | None) -> Connection:
+    def _resolve_connection(self, from_number: str, name: str | None, account: str
+                            ) -> Connection:
+        # Another account's connection or number is answered as one that does not exist.
         if name is not None:
-            conn = self.settings.connections.get(name)
+            conn = self.registry.get(name, account)
             if conn is None:
                 raise InvalidInput("connection", f"no connection named {name!r}")
             if from_number not in conn.numbers:
                 raise InvalidInput("from", f"{from_number} is not a number of connection {name!r}")
             return conn
-        conn = self.settings.number_owner.get(from_number)
+        conn = self.registry.owner_of(from_number, account)
         if conn is None:
-            raise InvalidInput("from", f"no connection owns {from_number}; add it to a "
-                                       "connection's numbers in the config")
+            raise InvalidInput("from", f"no connection owns {from_number} (in this account); "
+                                       "add it to a connection's numbers")
         return conn
 
     def _check_media(self, conn: Connection, items: Sequence[MediaInput]) -> tuple[Media, ...]:
@@ -240,7 +333,7 @@ class Gateway:
                 if _control_character(item.url):
                     raise InvalidInput(f"{key}.url", "must not contain control characters")
                 if not self.settings.server.allow_private_media:
-                    refusal = _private_media_host(item.url)
+                    refusal = private_host_reason(item.url)
                     if refusal:
                         raise InvalidInput(f"{key}.url", refusal)
                 content_type = content_type or (mimetypes.guess_type(item.url)[0] or "")
@@ -270,8 +363,8 @@ class Gateway:
                              size=len(raw)))
         return tuple(out)
 
-    def _route(self, from_number: str, to_number: str, connection: str | None
-               ) -> tuple[str, str, Connection]:
+    def _route(self, from_number: str, to_number: str, connection: str | None,
+               account: str | None = None) -> tuple[str, str, Connection]:
         """Both numbers in E.164 and the connection that sends from ``from_number``."""
         region = self.settings.server.default_region
         for name, value in (("from", from_number), ("to", to_number),
@@ -281,17 +374,17 @@ class Gateway:
                                          f"{_control_character(value)}")
         sender = to_e164(from_number, region, field="from")
         recipient = to_e164(to_number, region, field="to")
-        conn = self._resolve_connection(sender, connection)
+        conn = self._resolve_connection(sender, connection, account or self.default_account)
         caps = conn.provider.capabilities
         if not calling_code_allowed(recipient, caps.regions):
             raise InvalidInput("to", f"{conn.carrier} sends only to numbers of "
                                      f"{', '.join(caps.regions)}; {recipient} is not one")
         return sender, recipient, conn
 
-    def prepare(self, request: SendRequest) -> Message:
+    def prepare(self, request: SendRequest, account: str | None = None) -> Message:
         """Validate a send request and build its queued message, or raise InvalidInput."""
         from_number, to_number, conn = self._route(
-            request.from_number, request.to_number, request.connection)
+            request.from_number, request.to_number, request.connection, account)
         caps = conn.provider.capabilities
         text = replace_lone_surrogates(request.text or "")
         media = self._check_media(conn, request.media)
@@ -307,12 +400,13 @@ class Gateway:
             carrier=conn.carrier, from_number=from_number, to_number=to_number, text=text,
             status=MessageStatus.QUEUED, media=media, segments=segs.segments,
             encoding=segs.encoding, created_at=now, updated_at=now,
+            account_id=conn.account_id,
         )
 
-    def prepare_call(self, request: CallRequest) -> Message:
+    def prepare_call(self, request: CallRequest, account: str | None = None) -> Message:
         """Validate a call request and build its queued call, or raise InvalidInput."""
         from_number, to_number, conn = self._route(
-            request.from_number, request.to_number, request.connection)
+            request.from_number, request.to_number, request.connection, account)
         if not conn.provider.capabilities.voice:
             field_name = "connection" if request.connection is not None else "from"
             raise InvalidInput(field_name, f"carrier {conn.carrier} (connection {conn.name!r}) "
@@ -338,24 +432,27 @@ class Gateway:
             connection=conn.name, carrier=conn.carrier, from_number=from_number,
             to_number=to_number, text=say, status=MessageStatus.QUEUED, voice=request.voice,
             language=request.language, repeat=request.repeat, created_at=now, updated_at=now,
+            account_id=conn.account_id,
         )
 
     async def send(self, request: SendRequest, idempotency_key: str | None = None, *,
-                   scope: str = "cli") -> tuple[Message, bool]:
+                   scope: str = "cli", account: str | None = None) -> tuple[Message, bool]:
         """Queue a message durably; returns it and whether it is new (False: idempotent replay).
 
+        It is sent from a connection of ``account`` (default: the default account's).
         An idempotency key belongs to ``scope`` (the API key's id, or "cli"); reused there for a
         different request it raises IdempotencyKeyReused.
         """
         _check_idempotency_key(idempotency_key)
         # The store refuses a recipient who opted out, in the insert's own transaction.
-        return await self._queue(self.prepare(request), idempotency_key, scope)
+        return await self._queue(self.prepare(request, account), idempotency_key, scope)
 
     async def place_call(self, request: CallRequest, idempotency_key: str | None = None, *,
-                         scope: str = "cli") -> tuple[Message, bool]:
+                         scope: str = "cli", account: str | None = None
+                         ) -> tuple[Message, bool]:
         """Queue a voice call durably, with the same idempotency rules as ``send``."""
         _check_idempotency_key(idempotency_key)
-        return await self._queue(self.prepare_call(request), idempotency_key, scope)
+        return await self._queue(self.prepare_call(request, account), idempotency_key, scope)
 
     async def _queue(self, message: Message, idempotency_key: str | None, scope: str
                      ) -> tuple[Message, bool]:
@@ -369,19 +466,48 @@ class Gateway:
         return stored, created
 
     # --- reading
-    async def get_message(self, message_id: str) -> Message | None:
-        """A text message by id; None for an unknown id or a call's."""
+    async def _get(self, message_id: str, account: str | None) -> Message | None:
         found = await self.store.get_message(message_id)
+        if found is None or (account is not None and found.account_id != account):
+            return None
+        return found
+
+    async def get_message(self, message_id: str, account: str | None = None) -> Message | None:
+        """A text message by id (of ``account`` when given); None for an unknown id, a
+        call's, or another account's."""
+        found = await self._get(message_id, account)
         return found if found is not None and not found.is_call else None
 
-    async def get_call(self, call_id: str) -> Message | None:
-        """A voice call by id; None for an unknown id or a message's."""
-        found = await self.store.get_message(call_id)
+    async def get_call(self, call_id: str, account: str | None = None) -> Message | None:
+        """A voice call by id (of ``account`` when given); None for an unknown id, a
+        message's, or another account's."""
+        found = await self._get(call_id, account)
         return found if found is not None and found.is_call else None
+
+    async def list_messages(self, filter: MessageFilter, limit: int, cursor: str | None
+                            ) -> MessagePage:
+        """Messages (or calls) newest first, of ``filter.account_id``; InvalidInput for a
+        cursor this gateway did not give out."""
+        try:
+            return await self.store.list_messages(filter, limit, cursor)
+        except ValueError as exc:
+            raise InvalidInput("cursor", str(exc)) from None
+
+    def optouts(self, account: str | None = None) -> OptoutList:
+        """The opt-out list of ``account`` (default: the default account's)."""
+        account_id = account or self.default_account
+        return OptoutList(self.settings, self.store,
+                          lambda number: self.registry.owner_of(number, account_id), account_id)
+
+    async def list_deliveries(self, account: str, message_id: str | None = None,
+                              status: str | None = None, limit: int = 100
+                              ) -> list[DeliveryRecord]:
+        """The account's app-webhook deliveries newest first."""
+        return await self.store.list_deliveries(message_id, status, limit, account_id=account)
 
     # --- carrier webhooks
     def _connection_for(self, connection: str, token: str) -> Connection:
-        conn = self.settings.connections.get(connection)
+        conn = self.registry.get(connection)
         expected = self.tokens.get(connection)
         # Same answer and timing for an unknown connection and a wrong token.
         if conn is None or expected is None or not hmac.compare_digest(
@@ -403,6 +529,7 @@ class Gateway:
             segments=segs.segments, encoding=segs.encoding,
             carrier_message_id=item.carrier_message_id,
             created_at=item.received_at, updated_at=item.received_at,
+            account_id=conn.account_id,
         )
 
     async def receive_inbound(self, connection: str, token: str, request: WebhookRequest
@@ -464,7 +591,8 @@ class Gateway:
         opted_out = {u.carrier_message_id for u in updates if u.recipient_opted_out}
         for message in changed:
             if message.carrier_message_id in opted_out and message.status is MessageStatus.FAILED:
-                await self.store.add_optout(message.from_number, message.to_number, "carrier")
+                await self.store.add_optout(message.from_number, message.to_number, "carrier",
+                                            message.account_id)
                 log.info("%s opted out of %s (carrier receipt for %s)", message.to_number,
                          message.from_number, message.id)
 
@@ -563,8 +691,11 @@ def _storable_update(update: StatusUpdate) -> StatusUpdate:
     return update
 
 
-def _private_media_host(url: str) -> str | None:
-    """Why a media URL may not be used (it points inside the gateway's network), or None."""
+def private_host_reason(url: str, setting: str = "allow_private_media") -> str | None:
+    """Why a URL may not be used (it points inside the gateway's network), or None.
+
+    ``setting`` names the [server] option that allows such URLs.
+    """
     try:
         host = urlsplit(url).hostname
     except ValueError:
@@ -572,7 +703,7 @@ def _private_media_host(url: str) -> str | None:
     if not host:
         return "has no host"
     host = host.rstrip(".")
-    advice = "; set server.allow_private_media = true to allow it in a private deployment"
+    advice = f"; set server.{setting} = true to allow it in a private deployment"
     if host == "localhost" or host.endswith(".localhost"):
         return f"points at {host}, the gateway's own machine{advice}"
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -607,23 +738,3 @@ def describe_connection(gateway: Gateway, conn: Connection) -> dict[str, Any]:
         "status_url": status if caps.delivery_receipts else None,
         "setup": conn.provider.setup_hint(inbound, status),
     }
-
-
-async def revoke_api_key(store: Store, id_or_name: str) -> ApiKeyRecord:
-    """Revoke the live key with this id, or the one live key with this name; else InvalidInput."""
-    found = await store.find_live_api_keys(id_or_name)
-    by_id = [record for record in found if record.id == id_or_name]
-    if by_id:
-        target = by_id[0]
-    elif len(found) == 1:
-        target = found[0]
-    elif not found:
-        raise InvalidInput("key", f"no active key with id or name {id_or_name!r}")
-    else:
-        ids = ", ".join(record.id for record in found)
-        raise InvalidInput("key", f"{len(found)} active keys are named {id_or_name!r} ({ids}); "
-                                  "revoke one by its id")
-    revoked = await store.revoke_api_key(target.id)
-    if revoked is None:  # revoked by someone else since the lookup
-        raise InvalidInput("key", f"no active key with id or name {id_or_name!r}")
-    return revoked

@@ -12,8 +12,12 @@ from typing import TYPE_CHECKING
 
 from ..core.messages import KIND_MESSAGE, Direction, Message, MessageStatus, StatusUpdate
 from ..core.redact import redact_url
+from ..core.scope import Scope
 
 if TYPE_CHECKING:
+    from .accounts import AccountRecord
+    from .app_webhooks import StoredWebhook
+    from .connections import StoredConnection
     from .optouts import OptoutPage, OptoutRecord
     from .rule_runs import RuleRun
 
@@ -73,6 +77,9 @@ class DeliveryDraft:
     event_type: str
     message_id: str | None
     payload: str  # the JSON body exactly as it will be signed and sent
+    # The run-time app webhook (app_webhooks.id) it goes to; None for the config file's.
+    webhook_id: str | None = None
+    account_id: str | None = None  # the account of the message it is about
 
 
 # Called inside a write transaction with the message as just written; returns the events it causes.
@@ -94,11 +101,13 @@ class DeliveryRecord:
     last_error: str | None
     created_at: float
     updated_at: float
+    webhook_id: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The public JSON form."""
         return {
             "id": self.id,
+            "webhook_id": self.webhook_id,
             # An MQTT publication's topic hides nothing; an app URL may hold credentials.
             "url": self.url if self.url.startswith("mqtt:") else redact_url(self.url),
             "event_type": self.event_type,
@@ -119,6 +128,7 @@ class MessageFilter:
     status: MessageStatus | None = None
     connection: str | None = None
     kind: str = KIND_MESSAGE
+    account_id: str | None = None  # None: every account's (only inside the gateway)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,13 @@ class ApiKeyRecord:
     prefix: str
     created_at: float
     revoked_at: float | None
+    account_id: str = ""
+    admin: bool = False
+
+    @property
+    def scope(self) -> Scope:
+        """What this key may see and do."""
+        return Scope(self.account_id, self.admin)
 
     def to_dict(self) -> dict[str, object]:
         """The public JSON form, with RFC 3339 timestamps."""
@@ -145,6 +162,8 @@ class ApiKeyRecord:
             "id": self.id,
             "name": self.name,
             "prefix": self.prefix,
+            "account_id": self.account_id,
+            "admin": self.admin,
             "created_at": rfc3339(self.created_at),
             "revoked_at": rfc3339(self.revoked_at),
         }
@@ -264,14 +283,17 @@ class Store(ABC):
 
     @abstractmethod
     async def list_deliveries(
-        self, message_id: str | None = None, status: str | None = None, limit: int = 100
+        self, message_id: str | None = None, status: str | None = None, limit: int = 100,
+        account_id: str | None = None,
     ) -> list[DeliveryRecord]:
-        """Deliveries newest first."""
+        """Deliveries newest first (of one account when ``account_id`` is given)."""
 
     # --- API keys
     @abstractmethod
-    async def create_api_key(self, name: str, prefix: str, key_hash: str) -> ApiKeyRecord:
-        """Store a new key's hash; InvalidInput("name") when a live key has that name."""
+    async def create_api_key(self, name: str, prefix: str, key_hash: str, account_id: str,
+                             admin: bool = False) -> ApiKeyRecord:
+        """Store a new key's hash; InvalidInput("name") when a live key of the account has
+        that name."""
 
     @abstractmethod
     async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
@@ -282,8 +304,8 @@ class Store(ABC):
         """How many keys are live."""
 
     @abstractmethod
-    async def list_api_keys(self) -> list[ApiKeyRecord]:
-        """Every key, revoked ones included."""
+    async def list_api_keys(self, account_id: str | None = None) -> list[ApiKeyRecord]:
+        """Every key (of one account when given), revoked ones included."""
 
     @abstractmethod
     async def find_live_api_keys(self, id_or_name: str) -> list[ApiKeyRecord]:
@@ -313,18 +335,23 @@ class Store(ABC):
         """A stored runtime fact, or None."""
 
     @abstractmethod
+    async def claim_meta(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless a value is there; return the stored one."""
+
+    @abstractmethod
     async def set_meta(self, key: str, value: str) -> None:
         """Store (or replace) a runtime fact."""
 
     # --- the opt-out list (store/optouts.py)
     @abstractmethod
-    async def add_optout(self, from_number: str, to_number: str, source: str
-                         ) -> tuple[OptoutRecord, bool]:
+    async def add_optout(self, from_number: str, to_number: str, source: str,
+                         account_id: str | None = None) -> tuple[OptoutRecord, bool]:
         """List the pair (source: keyword, carrier, api or cli); True when it was not listed."""
 
     @abstractmethod
-    async def remove_optout(self, from_number: str, to_number: str) -> OptoutRecord | None:
-        """Take the pair off the list; the row removed, or None."""
+    async def remove_optout(self, from_number: str, to_number: str,
+                            account_id: str | None = None) -> OptoutRecord | None:
+        """Take the pair off the list (only the account's, when given); the row removed."""
 
     @abstractmethod
     async def is_opted_out(self, from_number: str, to_number: str) -> bool:
@@ -332,8 +359,9 @@ class Store(ABC):
 
     @abstractmethod
     async def list_optouts(self, from_number: str | None, to_number: str | None, limit: int,
-                           cursor: str | None) -> OptoutPage:
-        """Listed pairs newest first; ValueError for a cursor not given out."""
+                           cursor: str | None, account_id: str | None = None) -> OptoutPage:
+        """Listed pairs newest first (of one account when given); ValueError for a cursor
+        not given out."""
 
     @abstractmethod
     async def inbound_texts_after(self, message_id: str, max_chars: int) -> list[str]:
@@ -347,3 +375,54 @@ class Store(ABC):
     @abstractmethod
     async def list_rule_runs(self, message_id: str) -> list[RuleRun]:
         """What the rules did with one message, in the order they did it."""
+
+    # --- accounts, run-time connections and app webhooks (store/accounts.py, ...)
+    @abstractmethod
+    async def default_account_id(self) -> str:
+        """The id of the default account."""
+
+    @abstractmethod
+    async def create_account(self, name: str) -> AccountRecord:
+        """Make an account."""
+
+    @abstractmethod
+    async def get_account(self, account_id: str) -> AccountRecord | None:
+        """One account, or None."""
+
+    @abstractmethod
+    async def list_accounts(self) -> list[AccountRecord]:
+        """Every account, oldest first."""
+
+    @abstractmethod
+    async def add_connection(self, record: StoredConnection, token: str) -> StoredConnection:
+        """Store a connection and its webhook token; Conflict for a taken name or number."""
+
+    @abstractmethod
+    async def update_connection(self, name: str, account_id: str, *,
+                                numbers: Sequence[str] | None = None,
+                                settings: str | None = None) -> StoredConnection | None:
+        """Change a stored connection of the account; None when it has none of that name."""
+
+    @abstractmethod
+    async def remove_connection(self, name: str, account_id: str) -> bool:
+        """Delete a stored connection of the account with its numbers and token."""
+
+    @abstractmethod
+    async def list_stored_connections(self) -> list[StoredConnection]:
+        """Every stored connection."""
+
+    @abstractmethod
+    async def registry_version(self) -> str:
+        """Changes whenever a stored connection or app webhook does."""
+
+    @abstractmethod
+    async def add_app_webhook(self, record: StoredWebhook) -> StoredWebhook:
+        """Store an app webhook."""
+
+    @abstractmethod
+    async def remove_app_webhook(self, webhook_id: str, account_id: str) -> bool:
+        """Delete one of the account's app webhooks."""
+
+    @abstractmethod
+    async def list_app_webhooks(self) -> list[StoredWebhook]:
+        """Every stored app webhook."""

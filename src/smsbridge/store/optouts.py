@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,6 +25,8 @@ INSERT_OPTOUT_ONCE = {
     .returning(*optouts.c)
     for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
 }
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +61,21 @@ class OptoutQueries:
     """SqlStore's opt-out list methods."""
 
     if TYPE_CHECKING:  # provided by SqlStore
-        async def _write(self, op: Callable[[Connection], Any]) -> Any: ...
+        clock: Callable[[], float]
 
-        async def _read(self, op: Callable[[Connection], Any]) -> Any: ...
+        async def _write(self, op: Callable[[Connection], T]) -> T: ...
 
-    async def add_optout(self, from_number: str, to_number: str, source: str
-                         ) -> tuple[OptoutRecord, bool]:
+        async def _read(self, op: Callable[[Connection], T]) -> T: ...
+
+    async def add_optout(self, from_number: str, to_number: str, source: str,
+                         account_id: str | None = None) -> tuple[OptoutRecord, bool]:
         """List the pair; the row and True, or the row already there and False."""
         if source not in OPTOUT_SOURCES:
             raise ValueError(f"unknown opt-out source {source!r}")
 
         def op(conn: Connection) -> tuple[OptoutRecord, bool]:
             values = {"from_number": from_number, "to_number": to_number, "source": source,
-                      "created_at": time.time()}
+                      "created_at": self.clock(), "account_id": account_id}
             row = conn.execute(INSERT_OPTOUT_ONCE[conn.dialect.name], values).first()
             if row is not None:
                 return _record(row), True
@@ -80,34 +83,39 @@ class OptoutQueries:
                                                       optouts.c.to_number == to_number)).one()
             return _record(kept), False
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self._write(op)
 
-    async def remove_optout(self, from_number: str, to_number: str) -> OptoutRecord | None:
-        """Take the pair off the list; the row removed, or None when it was not listed."""
+    async def remove_optout(self, from_number: str, to_number: str,
+                            account_id: str | None = None) -> OptoutRecord | None:
+        """Take the pair off the list (only the account's, when given); the row removed, or
+        None when it was not listed."""
+        query = delete(optouts).where(optouts.c.from_number == from_number,
+                                      optouts.c.to_number == to_number)
+        if account_id is not None:
+            query = query.where(optouts.c.account_id == account_id)
 
         def op(conn: Connection) -> OptoutRecord | None:
-            row = conn.execute(
-                delete(optouts)
-                .where(optouts.c.from_number == from_number, optouts.c.to_number == to_number)
-                .returning(*optouts.c)).first()
+            row = conn.execute(query.returning(*optouts.c)).first()
             return _record(row) if row is not None else None
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self._write(op)
 
     async def is_opted_out(self, from_number: str, to_number: str) -> bool:
         """Whether the pair is on the list."""
         query = select(optouts.c.seq).where(optouts.c.from_number == from_number,
                                             optouts.c.to_number == to_number)
-        return await self._read(  # type: ignore[no-any-return]
+        return await self._read(
             lambda c: c.execute(query).first() is not None)
 
     async def list_optouts(self, from_number: str | None, to_number: str | None, limit: int,
-                           cursor: str | None) -> OptoutPage:
+                           cursor: str | None, account_id: str | None = None) -> OptoutPage:
         """Listed pairs newest first, of one sending number and/or recipient when given.
 
         ValueError for a cursor this store did not give out.
         """
         query = select(optouts)
+        if account_id is not None:
+            query = query.where(optouts.c.account_id == account_id)
         if from_number is not None:
             query = query.where(optouts.c.from_number == from_number)
         if to_number is not None:
@@ -129,7 +137,7 @@ class OptoutQueries:
                    messages.c.seq > this.c.seq,
                    func.length(messages.c.text) <= max_chars)
             .order_by(messages.c.seq))
-        return await self._read(  # type: ignore[no-any-return]
+        return await self._read(
             lambda c: [row[0] for row in c.execute(query)])
 
 

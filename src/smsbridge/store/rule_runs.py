@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -18,6 +17,8 @@ from .schema import rule_runs
 # a rule on a message is one row, brought up to date by the later run.
 _KEY = [rule_runs.c.message_id, rule_runs.c.rule, rule_runs.c.action, rule_runs.c.target]
 _UPDATED = ("status", "detail", "captures", "outbound_message_id", "updated_at")
+
+T = TypeVar("T")
 
 
 def _upsert(dialect_insert: Callable[..., Any]) -> Any:
@@ -70,15 +71,17 @@ class RuleRunQueries:
     """SqlStore's rule-outcome methods."""
 
     if TYPE_CHECKING:  # provided by SqlStore
-        async def _write(self, op: Callable[[Connection], Any]) -> Any: ...
+        clock: Callable[[], float]
 
-        async def _read(self, op: Callable[[Connection], Any]) -> Any: ...
+        async def _write(self, op: Callable[[Connection], T]) -> T: ...
+
+        async def _read(self, op: Callable[[Connection], T]) -> T: ...
 
     async def record_rule_runs(self, runs: Sequence[RuleRun]) -> None:
         """Store what the rules did; a run already stored for the same action is replaced."""
         if not runs:
             return
-        now = time.time()
+        now = self.clock()
 
         def op(conn: Connection) -> None:
             conn.execute(UPSERT_RULE_RUN[conn.dialect.name], [_values(r, now) for r in runs])
@@ -88,5 +91,5 @@ class RuleRunQueries:
     async def list_rule_runs(self, message_id: str) -> list[RuleRun]:
         """What the rules did with one message, in the order they did it."""
         query = BY_MESSAGE.where(rule_runs.c.message_id == message_id)
-        return await self._read(  # type: ignore[no-any-return]
+        return await self._read(
             lambda c: [_run(r) for r in c.execute(query)])

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Dialect,
     Float,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 
 from .base import (
@@ -101,10 +103,12 @@ messages = Table(
     Column("voice", String(MAX_VOICE_CHARS)),
     Column("language", String(MAX_VOICE_CHARS)),
     Column("repeat", Integer),
+    Column("account_id", String(40)),  # accounts.id; NULL only for rows of no account (probes)
 )
 Index("ix_messages_outbox", messages.c.status, messages.c.next_attempt_at)
 Index("ix_messages_carrier_id", messages.c.connection, messages.c.carrier_message_id)
 Index("ix_messages_numbers", messages.c.from_number, messages.c.to_number)
+Index("ix_messages_account", messages.c.account_id, messages.c.seq)
 Index("ux_messages_idempotency", messages.c.idempotency_scope, messages.c.idempotency_key,
       unique=True)
 
@@ -125,7 +129,11 @@ deliveries = Table(
     Column("last_error", NulSafeText),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("account_id", String(40)),
+    # The run-time webhook (app_webhooks.id) it goes to; NULL for config-file webhooks and MQTT.
+    Column("webhook_id", String(40)),
 )
+Index("ix_deliveries_account", deliveries.c.account_id)
 Index("ix_deliveries_queue", deliveries.c.status, deliveries.c.next_attempt_at)
 Index("ix_deliveries_message", deliveries.c.message_id)
 
@@ -173,9 +181,14 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),  # hex SHA-256 of the whole key
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+    Column("account_id", String(40)),
+    # An admin key manages accounts; every other key acts within its own account only.
+    Column("admin", Boolean, nullable=False, server_default=false()),
 )
-# A name picks one live key (`smsbridge keys revoke NAME`); revoked keys free their name.
-Index("ux_api_keys_live_name", api_keys.c.name, unique=True,
+Index("ix_api_keys_account", api_keys.c.account_id)
+# A name picks one live key of an account (`smsbridge keys revoke NAME`); revoked keys free
+# their name.
+Index("ux_api_keys_live_name", api_keys.c.account_id, api_keys.c.name, unique=True,
       sqlite_where=api_keys.c.revoked_at.is_(None),
       postgresql_where=api_keys.c.revoked_at.is_(None))
 
@@ -198,8 +211,58 @@ optouts = Table(
     Column("to_number", String(MAX_NUMBER_CHARS), nullable=False),
     Column("source", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("account_id", String(40)),  # the account of the number that sends
 )
+Index("ix_optouts_account", optouts.c.account_id)
 Index("ux_optouts_pair", optouts.c.from_number, optouts.c.to_number, unique=True)
+
+# Tenants. The default account (its id in meta "default_account") owns the config file's
+# connections and webhooks and everything stored before accounts existed.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Carrier connections added at run time (the config file's live only in the config).
+# ``settings`` is a Fernet token of the settings' JSON: the carrier secrets are in it.
+connections = Table(
+    "connections",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("account_id", String(40), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("numbers", Text, nullable=False),  # JSON list of E.164 numbers
+    Column("settings", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_connections_account", connections.c.account_id)
+
+# A number belongs to at most one run-time connection: the primary key says so.
+connection_numbers = Table(
+    "connection_numbers",
+    metadata,
+    Column("number", String(MAX_NUMBER_CHARS), primary_key=True),
+    Column("connection", String(64), nullable=False),
+)
+Index("ix_connection_numbers_connection", connection_numbers.c.connection)
+
+# App webhooks added at run time; ``secret`` is a Fernet token of the signing secret.
+app_webhooks = Table(
+    "app_webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list of event types
+    Column("secret", Text, nullable=False),
+    Column("format", String(16), nullable=False, server_default="standard"),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_app_webhooks_account", app_webhooks.c.account_id)
 
 # Small runtime facts shared between processes, such as the address `serve` listens on.
 meta = Table(
