@@ -30,6 +30,7 @@ from ..store.base import MessageFilter
 from .auth import ApiKeyGate, Auth
 from .docs import install_docs, install_openapi
 from .inputs import read_model, refuse_nul
+from .jambonz_face import install_jambonz_face
 from .limits import BodySizeLimit, BodyTooLarge
 from .models import (
     PROBLEM_RESPONSES,
@@ -49,6 +50,7 @@ from .optouts import install_optouts
 from .problems import conflict, invalid, problem
 from .server import UrlLengthLimit
 from .tenants import BODY_MODELS, install_tenants
+from .twilio_face import install_twilio_face
 from .webhooks import CarrierWebhooks
 
 log = logging.getLogger("smsbridge.api")
@@ -107,11 +109,14 @@ def create_app(runtime: Runtime) -> ASGIApp:
     install_docs(app)
     install_optouts(app)
     install_tenants(app)
+    install_jambonz_face(app)
     app.state.runtime = runtime
 
     def gateway() -> Gateway:
         assert runtime.gateway is not None, "runtime not started"
         return runtime.gateway
+
+    install_twilio_face(app, gateway)
 
     # ---- errors -> problem documents
     @app.exception_handler(InvalidInput)

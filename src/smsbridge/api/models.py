@@ -253,6 +253,8 @@ class AccountOut(BaseModel):
     id: str = Field(description="acc_...")
     name: str
     created_at: str
+    auth_token: str | None = Field(
+        None, description="the Twilio-style auth token; only in the answer that made the account")
 
 
 class AccountListOut(BaseModel):
@@ -292,7 +294,10 @@ class WebhookIn(BaseModel):
     events: list[str] | None = Field(
         None, description="event types it hears of; default: message.received, "
                           "message.status, call.completed, call.failed")
-    format: Literal["standard"] = Field("standard", description="Standard Webhooks")
+    format: Literal["standard", "twilio", "jambonz"] = Field(
+        "standard", description="standard: JSON signed per Standard Webhooks; twilio: Twilio's "
+        "inbound form signed with the account's auth token, a TwiML <Message> answer is sent "
+        "back; jambonz: jambonz's inbound message JSON, signed per Standard Webhooks")
 
 
 class WebhookOut(BaseModel):

@@ -68,8 +68,9 @@ def _created(data: dict[str, Any], location: str | None = None) -> JSONResponse:
 async def create_account(request: Request, key: Auth, gateway: GatewayDep) -> Response:
     require_admin(key.scope)  # before the body: a key that may not is not worth reading it for
     body = await read_model(request, AccountIn)
-    record = await gateway.create_account(key.scope, body.name)
-    return _created(record.to_dict(), f"/v1/accounts/{record.id}")
+    record, token = await gateway.create_account_with_token(key.scope, body.name)
+    # The auth token is shown this once (`smsbridge accounts token ID` shows it again).
+    return _created({**record.to_dict(), "auth_token": token}, f"/v1/accounts/{record.id}")
 
 
 @router.get("/accounts", tags=["accounts"], response_model=None,

@@ -31,7 +31,7 @@ def create_account(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make an account and print its id (acc_...).
+    """Make an account and print its id (acc_...), and its Twilio-style auth token.
 
     Example: smsbridge accounts create "Acme Dental"; then give it a key with
     smsbridge keys create --name acme --account acc_...
@@ -42,16 +42,52 @@ def create_account(
 
     settings = load(config, secrets=False)
 
-    async def main() -> AccountRecord:
-        async with open_gateway(settings) as gw:
-            return await gw.create_account(gw.cli_scope, name)
+    async def main() -> tuple[AccountRecord, str]:
+        async with open_gateway(settings, create_secret_key=True) as gw:
+            return await gw.create_account_with_token(gw.cli_scope, name)
 
-    record = asyncio.run(main())
+    record, token = asyncio.run(main())
     if as_json:
-        print_json(record.to_dict())
+        print_json({**record.to_dict(), "auth_token": token})
         return
-    err.print(f"created account {record.name}; its id:", highlight=False, markup=False)
+    err.print(f"created account {record.name}; its auth token (the password of Twilio "
+              f"clients, its id their AccountSid; `smsbridge accounts token {record.id}` "
+              f"shows it again) is {token}; its id:", highlight=False, markup=False,
+              soft_wrap=True)
     out.print(record.id, highlight=False, markup=False)
+
+
+@accounts_app.command("token")
+@friendly_errors
+def account_token(
+    account_id: Annotated[str, typer.Argument(metavar="ID", help="The account's id (acc_...).",
+                                              show_default=False)],
+    rotate: Annotated[bool, typer.Option(
+        "--rotate", help="Make a new token; the old one stops working at once.")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the account's Twilio-style auth token (the AccountSid is the account's id).
+
+    Apps written for Twilio use it as their auth token: it authenticates their API calls
+    and signs the webhooks and StatusCallbacks they get.
+    Example: smsbridge accounts token acc_0123456789abcdef --rotate
+    """
+    import asyncio
+
+    from ..gateway.admin import open_gateway
+
+    settings = load(config, secrets=False)
+
+    async def main() -> str:
+        async with open_gateway(settings, create_secret_key=True) as gw:
+            return await gw.account_auth_token(gw.cli_scope, account_id, rotate=rotate)
+
+    token = asyncio.run(main())
+    if as_json:
+        print_json({"account_sid": account_id, "auth_token": token})
+        return
+    out.print(token, highlight=False, markup=False)
 
 
 @accounts_app.command("list")

@@ -187,6 +187,8 @@ class Message:
     repeat: int | None = None
     # The account (tenant) it belongs to: its connection's. Not part of the public JSON.
     account_id: str | None = None
+    # Where the Twilio-compatible face posts its status changes, when its sender asked.
+    status_callback: str | None = None
 
     @property
     def is_call(self) -> bool:

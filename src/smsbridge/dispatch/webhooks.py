@@ -7,8 +7,9 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 import aiohttp
 
@@ -19,6 +20,12 @@ from .mqtt import MQTT_URL_PREFIX, MqttLink, MqttUnavailable, PublicationRefused
 from .worker import PollingWorker
 
 log = logging.getLogger("smsbridge.webhooks")
+
+TWILIO_FORMAT = "twilio"
+# How much of an app's answer is read: a TwiML reply is small.
+MAX_ANSWER_BYTES = 64 * 1024
+# Acts on what an app answered a delivery with (a TwiML reply to a received message).
+AnswerHandler = Callable[[DeliveryRecord, bytes], Awaitable[None]]
 
 # While the broker is away a publication is tried again at least this often, so that a
 # backlog goes out soon after the broker is back; it is never given up on for that reason.
@@ -36,6 +43,30 @@ def sign_webhook(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def _signed_headers(target: WebhookTarget, delivery: DeliveryRecord) -> dict[str, str]:
+    """The headers of one attempt, signed as the target's format says."""
+    if target.format == TWILIO_FORMAT:
+        # Imported here: commands that only read messages need no carrier loaded.
+        from ..providers.twilio.signature import compute_signature
+
+        params = parse_qsl(delivery.payload, keep_blank_values=True)
+        return {
+            "content-type": "application/x-www-form-urlencoded",
+            "x-twilio-signature": compute_signature(target.secret, delivery.url, params),
+            "i-twilio-idempotency-token": delivery.id,
+            "user-agent": "smsbridge-webhooks/1",
+        }
+    timestamp = int(time.time())
+    return {
+        "content-type": "application/json",
+        "webhook-id": delivery.id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_webhook(target.secret, delivery.id, timestamp,
+                                          delivery.payload),
+        "user-agent": "smsbridge-webhooks/1",
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
     """What the worker needs to know of one configured app webhook."""
@@ -44,6 +75,9 @@ class WebhookTarget:
     secret: str
     max_attempts: int = 8
     timeout_seconds: float = 10.0
+    # "standard": JSON signed per Standard Webhooks; "twilio": a form signed with
+    # X-Twilio-Signature (``secret`` is then the account's auth token).
+    format: str = "standard"
 
 
 class WebhookDeliveryWorker(PollingWorker):
@@ -67,12 +101,14 @@ class WebhookDeliveryWorker(PollingWorker):
         backoff_base: float = 2.0,
         backoff_max: float = 600.0,
         mqtt: MqttLink | None = None,
+        on_answer: AnswerHandler | None = None,
     ) -> None:
         super().__init__(concurrency, poll_interval, lease_seconds)
         self.store = store
         self.targets = targets
         self.http = http
         self.mqtt = mqtt
+        self.on_answer = on_answer
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
 
@@ -94,15 +130,7 @@ class WebhookDeliveryWorker(PollingWorker):
             await self.store.finish_delivery(
                 delivery.id, ok=False, error="webhook no longer configured", next_attempt_at=None)
             return
-        timestamp = int(time.time())
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": delivery.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_webhook(target.secret, delivery.id, timestamp,
-                                              delivery.payload),
-            "user-agent": "smsbridge-webhooks/1",
-        }
+        headers = _signed_headers(target, delivery)
         error: str | None = None
         try:
             async with self.http.post(
@@ -110,12 +138,15 @@ class WebhookDeliveryWorker(PollingWorker):
                 timeout=aiohttp.ClientTimeout(total=target.timeout_seconds),
                 allow_redirects=False,
             ) as resp:
-                await resp.read()
+                answer = await resp.content.read(MAX_ANSWER_BYTES)
                 if 200 <= resp.status < 300:
                     await self.store.finish_delivery(delivery.id, ok=True, error=None,
                                                      next_attempt_at=None)
                     log.info("webhook %s %s delivered to %s", delivery.id, delivery.event_type,
                              redact_url(delivery.url))
+                    if (target.format == TWILIO_FORMAT and self.on_answer is not None
+                            and delivery.event_type == "message.received" and answer.strip()):
+                        await self._answer(delivery, answer)
                     return
                 error = f"HTTP {resp.status}"
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -135,6 +166,15 @@ class WebhookDeliveryWorker(PollingWorker):
                                          next_attempt_at=time.time() + delay)
         log.warning("webhook %s to %s: %s; retry in %.1fs", delivery.id,
                     redact_url(delivery.url), error, delay)
+
+    async def _answer(self, delivery: DeliveryRecord, answer: bytes) -> None:
+        """Hand a Twilio-format webhook's answer (TwiML) on; the delivery itself succeeded."""
+        assert self.on_answer is not None
+        try:
+            await self.on_answer(delivery, answer)
+        except Exception:
+            log.warning("the answer to webhook %s could not be acted on", delivery.id,
+                        exc_info=True)
 
     async def publish(self, delivery: DeliveryRecord) -> None:
         """Publish one MQTT delivery and record it; an absent broker only delays it."""

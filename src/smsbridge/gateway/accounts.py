@@ -6,6 +6,7 @@ as the default account's admin unless told an account.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from typing import TYPE_CHECKING
@@ -17,11 +18,17 @@ from ..store.base import ApiKeyRecord, Store
 
 if TYPE_CHECKING:
     from .registry import ConnectionRegistry
+    from .secretbox import SecretBox
 
 log = logging.getLogger("smsbridge.gateway")
 
 API_KEY_PREFIX = "sbk_"
 MAX_NAME_CHARS = 100
+
+
+def new_auth_token() -> str:
+    """A Twilio-style auth token: 32 lowercase hex digits."""
+    return secrets.token_hex(16)
 
 
 def clean_name(field: str, name: str) -> str:
@@ -54,17 +61,82 @@ class AccountAdmin:
 
         def _hash_key(self, key: str) -> str: ...
 
+        box: SecretBox | None
+        _account_tokens: dict[str, str]
+
+        async def sealing_box(self) -> SecretBox: ...
+
+        async def authenticate(self, key: str) -> ApiKeyRecord | None: ...
+
     @property
     def cli_scope(self) -> Scope:
         """What the CLI may do: everything, as the default account's admin."""
         return Scope(self.default_account, admin=True)
 
     async def create_account(self, scope: Scope, name: str) -> AccountRecord:
-        """Make an account (admin only)."""
+        """Make an account (admin only); its auth token is made now when the secret key is
+        loaded, else on first ask (``account_auth_token``)."""
+        if self.box is None:
+            require_admin(scope)
+            record = await self.store.create_account(clean_name("name", name))
+            log.info("account %s (%s) created", record.id, record.name)
+            return record
+        return (await self.create_account_with_token(scope, name))[0]
+
+    async def create_account_with_token(self, scope: Scope, name: str
+                                        ) -> tuple[AccountRecord, str]:
+        """Make an account (admin only); the record and its auth token, shown this once."""
         require_admin(scope)
-        record = await self.store.create_account(clean_name("name", name))
+        name = clean_name("name", name)
+        token = new_auth_token()
+        box = await self.sealing_box()
+        record = await self.store.create_account(name, box.encrypt(token))
         log.info("account %s (%s) created", record.id, record.name)
-        return record
+        return record, token
+
+    async def account_auth_token(self, scope: Scope, account_id: str, *, rotate: bool = False
+                                 ) -> str:
+        """The account's Twilio-style auth token (made on first ask); with ``rotate`` a new one,
+        and the old one stops working. Admin, or the account's own key."""
+        await self.get_account(scope, account_id)  # NotFound for someone else's
+        box = await self.sealing_box()
+        if rotate:
+            token = new_auth_token()
+            await self.store.set_account_token(account_id, box.encrypt(token))
+            log.info("auth token of account %s rotated", account_id)
+        else:
+            stored = await self.store.claim_account_token(account_id, box.encrypt(new_auth_token()))
+            if stored is None:
+                raise NotFound("account", account_id)
+            token = box.decrypt(stored)
+        self._account_tokens[account_id] = token
+        return token
+
+    async def authenticate_account(self, account_sid: str, secret: str) -> Scope | None:
+        """The scope of HTTP Basic ``account_sid:secret`` as a Twilio client sends it: the
+        account's auth token, or a live API key of that very account; None otherwise."""
+        if secret.startswith(API_KEY_PREFIX):
+            record = await self.authenticate(secret)
+            if record is None or record.account_id != account_sid:
+                return None
+            return record.scope
+        known = self._account_tokens.get(account_sid)
+        if known is None or not hmac.compare_digest(known.encode(), secret.encode()):
+            # Made or rotated by another process since this one last read them.
+            known = await self._read_account_token(account_sid)
+        if known is None or not hmac.compare_digest(known.encode(), secret.encode()):
+            return None
+        return Scope(account_sid, admin=False)
+
+    async def _read_account_token(self, account_id: str) -> str | None:
+        if self.box is None:
+            return None
+        stored = (await self.store.account_tokens()).get(account_id)
+        if stored is None:
+            return None
+        token = self.box.decrypt(stored)
+        self._account_tokens[account_id] = token
+        return token
 
     async def list_accounts(self, scope: Scope) -> list[AccountRecord]:
         """Every account (admin only)."""

@@ -12,13 +12,17 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 from ..core.messages import Message, MessageStatus, utcnow
 from ..dispatch.mqtt import mqtt_url
+from ..dispatch.webhooks import TWILIO_FORMAT
 from ..store.app_webhooks import StoredWebhook
 from ..store.base import DeliveryDraft
 from .config import WebhookConfig
+from .jambonz_forms import inbound_body
 from .rules import RuleBook, RuleHit, rule_topic
+from .twilio_forms import inbound_params, status_params
 
 # Extra deliveries an event causes beside the app webhooks, made inside the same transaction
 # (called with the event type and the message as just written; must not do I/O).
@@ -30,6 +34,11 @@ CALL_QUEUED = "call.queued"
 CALL_COMPLETED = "call.completed"
 CALL_FAILED = "call.failed"
 _CALL_ENDINGS = {MessageStatus.DELIVERED: CALL_COMPLETED, MessageStatus.FAILED: CALL_FAILED}
+
+
+def twilio_target(account_id: str) -> str:
+    """The delivery target that signs with ``account_id``'s auth token (StatusCallbacks)."""
+    return f"twilio:{account_id}"
 
 
 def event_body(event_type: str, message: Message, **extra: Any) -> str:
@@ -117,15 +126,32 @@ class EventRouter:
         return [replace(draft, account_id=message.account_id) for draft in drafts]
 
     def _stored_drafts(self, event_type: str, message: Message) -> list[DeliveryDraft]:
-        """One delivery per webhook the message's account added for ``event_type``."""
+        """One delivery per webhook the message's account added for ``event_type``, in
+        the webhook's format, and the message's Twilio StatusCallback when it has one."""
         if message.account_id is None:
             return []
+        drafts: list[DeliveryDraft] = []
+        if (message.status_callback and event_type == "message.status"
+                and not message.is_call):
+            body = urlencode(status_params(message, message.account_id))
+            drafts.append(DeliveryDraft(message.status_callback, event_type, message.id, body,
+                                        webhook_id=twilio_target(message.account_id)))
         hooks = self._stored.get(message.account_id, {}).get(event_type, ())
-        if not hooks:
-            return []
-        body = event_body(event_type, message)
-        return [DeliveryDraft(hook.url, event_type, message.id, body, webhook_id=hook.id)
-                for hook in hooks]
+        standard = ""
+        for hook in hooks:
+            if hook.format == "standard":
+                standard = standard or event_body(event_type, message)
+                body = standard
+            elif event_type != "message.received" or message.is_call:
+                continue  # a Twilio or jambonz app hears of received messages only
+            elif hook.format == TWILIO_FORMAT:
+                body = urlencode(inbound_params(message, message.account_id))
+            else:
+                body = json.dumps(inbound_body(message), separators=(",", ":"),
+                                  ensure_ascii=False)
+            drafts.append(DeliveryDraft(hook.url, event_type, message.id, body,
+                                        webhook_id=hook.id))
+        return drafts
 
     def _webhook_drafts(self, event_type: str, message: Message,
                         skip: frozenset[str] = frozenset()) -> list[DeliveryDraft]:

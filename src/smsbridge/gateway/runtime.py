@@ -109,6 +109,7 @@ class Runtime:
                 self.store, gateway.webhook_targets,
                 self.http, poll_interval=w.poll_interval, lease_seconds=hooks_lease,
                 backoff_base=w.backoff_base, backoff_max=w.backoff_max, mqtt=self.mqtt,
+                on_answer=gateway.handle_twilio_answer,
             )
             outbox, hooks = self.outbox, self.webhooks
 

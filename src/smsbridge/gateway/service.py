@@ -40,7 +40,7 @@ from ..core.messages import (
 )
 from ..core.phone import calling_code_allowed, to_e164
 from ..core.segments import count_segments, replace_lone_surrogates
-from ..dispatch.webhooks import WebhookTarget
+from ..dispatch.webhooks import TWILIO_FORMAT, WebhookTarget
 from ..providers.base import Reply, WebhookRequest
 from ..store.app_webhooks import StoredWebhook
 from ..store.base import (
@@ -54,16 +54,17 @@ from ..store.base import (
     MessagePage,
     Store,
 )
-from .accounts import API_KEY_PREFIX, AccountAdmin
+from .accounts import API_KEY_PREFIX, AccountAdmin, new_auth_token
 from .config import Connection, Settings
 from .connection_admin import ConnectionAdmin
-from .events import EventRouter
+from .events import EventRouter, twilio_target
 from .mqtt import add_mqtt_route
 from .optouts import OptoutHandler, OptoutList
 from .registry import ConnectionRegistry
 from .rule_actions import RulesHandler
 from .secretbox import CHECK_META_KEY, SecretBox, claim_store_key
-from .webhook_admin import WebhookAdmin
+from .twiml import twiml_messages
+from .webhook_admin import WebhookAdmin, checked_app_url
 
 log = logging.getLogger("smsbridge.gateway")
 
@@ -89,6 +90,8 @@ class SendRequest:
     text: str = ""
     media: Sequence[MediaInput] = field(default_factory=tuple)
     connection: str | None = None
+    # Where to post the message's status changes in Twilio's form (the Twilio face).
+    status_callback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,8 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
                                  h.timeout_seconds) for h in settings.webhooks}
         self._registry_version: str | None = None
         self._key_claimed = False
+        # Each account's Twilio-style auth token, decrypted (the faces sign and check with it).
+        self._account_tokens: dict[str, str] = {}
         self._said_key_misfit = False
         self.tokens: dict[str, str] = {}
         self._key_cache: dict[str, tuple[float, ApiKeyRecord]] = {}
@@ -199,11 +204,11 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
         version = await self.store.registry_version()
         connections = await self.store.list_stored_connections()
         hooks = await self.store.list_app_webhooks()
-        if (connections or hooks) and not await self._key_fits():
+        if not await self._key_fits():
             return  # said why once; the last good set stays in use
         self.registry.load(connections)
         self.events.use_stored_webhooks(hooks)
-        self._sync_stored_targets(hooks)
+        await self._sync_stored_targets(hooks)
         self._registry_version = version
 
     async def _key_fits(self) -> bool:
@@ -218,14 +223,30 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
                       "it is started with that key (SMSBRIDGE_SECRET_KEY or the key file)")
         return fits
 
-    def _sync_stored_targets(self, hooks: Sequence[StoredWebhook]) -> None:
+    async def _sync_stored_targets(self, hooks: Sequence[StoredWebhook]) -> None:
+        """What the delivery worker signs with: each stored webhook's secret, and each
+        account's auth token for its Twilio-format webhooks and StatusCallbacks."""
+        box = self.box
+        targets: dict[str, WebhookTarget] = {}
+        if box is not None:
+            tokens = {account: box.decrypt(sealed)
+                      for account, sealed in (await self.store.account_tokens()).items()}
+            self._account_tokens = tokens
+            for account, token in tokens.items():
+                targets[twilio_target(account)] = WebhookTarget("", token, format=TWILIO_FORMAT)
+            for hook in hooks:
+                if hook.format == TWILIO_FORMAT:
+                    signing = tokens.get(hook.account_id)
+                    if signing is not None:
+                        targets[hook.id] = WebhookTarget(hook.url, signing,
+                                                         format=TWILIO_FORMAT)
+                else:
+                    targets[hook.id] = WebhookTarget(hook.url, box.decrypt(hook.secret))
         config_urls = {h.url for h in self.settings.webhooks}
+        # Changed in place: the delivery worker holds this very mapping.
         for key in [k for k in self.webhook_targets if k not in config_urls]:
             del self.webhook_targets[key]
-        if self.box is None:
-            return
-        for hook in hooks:
-            self.webhook_targets[hook.id] = WebhookTarget(hook.url, self.box.decrypt(hook.secret))
+        self.webhook_targets.update(targets)
 
     async def sealing_box(self) -> SecretBox:
         """The box to encrypt a secret with before storing it, the store bound to its key."""
@@ -401,6 +422,7 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
             status=MessageStatus.QUEUED, media=media, segments=segs.segments,
             encoding=segs.encoding, created_at=now, updated_at=now,
             account_id=conn.account_id,
+            status_callback=self._status_callback(request.status_callback),
         )
 
     def prepare_call(self, request: CallRequest, account: str | None = None) -> Message:
@@ -444,8 +466,52 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
         different request it raises IdempotencyKeyReused.
         """
         _check_idempotency_key(idempotency_key)
+        message = self.prepare(request, account)
+        if message.status_callback and message.account_id:
+            # Its callbacks are signed with the account's auth token: make sure there is one.
+            await self._ensure_account_token(message.account_id)
         # The store refuses a recipient who opted out, in the insert's own transaction.
-        return await self._queue(self.prepare(request, account), idempotency_key, scope)
+        return await self._queue(message, idempotency_key, scope)
+
+    def _status_callback(self, url: str | None) -> str | None:
+        if url is None or url == "":
+            return None
+        return checked_app_url(url, "status_callback", self.settings)
+
+    async def _ensure_account_token(self, account_id: str) -> None:
+        if account_id in self._account_tokens:
+            return
+        box = await self.sealing_box()
+        stored = await self.store.claim_account_token(account_id, box.encrypt(new_auth_token()))
+        if stored is not None:
+            token = box.decrypt(stored)
+            self._account_tokens[account_id] = token
+            self.webhook_targets[twilio_target(account_id)] = WebhookTarget(
+                "", token, format=TWILIO_FORMAT)
+
+    async def handle_twilio_answer(self, delivery: DeliveryRecord, answer: bytes) -> None:
+        """Send the ``<Message>``s of an app's TwiML answer to a received message back from
+        the number it came to, through the same connection (once, whatever the retries)."""
+        if delivery.message_id is None:
+            return
+        received = await self.get_message(delivery.message_id)
+        if received is None:
+            return
+        replies = twiml_messages(answer)
+        for index, reply in enumerate(replies):
+            request = SendRequest(from_number=received.to_number,
+                                  to_number=reply.to or received.from_number, text=reply.body,
+                                  media=[MediaInput(url=url) for url in reply.media],
+                                  connection=received.connection)
+            try:
+                sent, created = await self.send(
+                    request, f"{received.id}:{index}", scope="twiml",
+                    account=received.account_id)
+            except SmsBridgeError as exc:
+                log.warning("the TwiML reply to %s cannot be sent: %s", received.id, exc)
+                continue
+            if created:
+                log.info("TwiML reply %s to %s queued", sent.id, received.id)
 
     async def place_call(self, request: CallRequest, idempotency_key: str | None = None, *,
                          scope: str = "cli", account: str | None = None

@@ -25,8 +25,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("smsbridge.gateway")
 
-WEBHOOK_FORMATS = ("standard",)
+# standard: JSON signed per Standard Webhooks; twilio: Twilio's inbound form signed with the
+# account's auth token (a TwiML answer is sent back); jambonz: jambonz's inbound JSON.
+WEBHOOK_FORMATS = ("standard", "twilio", "jambonz")
 MAX_URL_CHARS = 2000
+
+
+def checked_app_url(url: Any, field: str, settings: Settings) -> str:
+    """An http(s) URL an account gave for the gateway to post to; InvalidInput(``field``)
+    for anything else, and for one inside the gateway's own network unless
+    ``server.allow_private_webhooks``."""
+    from .service import private_host_reason
+
+    if not isinstance(url, str) or not url:
+        raise InvalidInput(field, "must be an http(s) URL")
+    if len(url) > MAX_URL_CHARS or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        raise InvalidInput(field, f"must be at most {MAX_URL_CHARS} characters, without "
+                                  "spaces or control characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(field, "must be an http(s) URL")
+    if not settings.server.allow_private_webhooks:
+        refusal = private_host_reason(url, "allow_private_webhooks")
+        if refusal:
+            raise InvalidInput(field, refusal)
+    return url
 
 
 def describe_webhook(hook: StoredWebhook) -> dict[str, Any]:
@@ -50,22 +73,10 @@ class WebhookAdmin:
 
         async def sealing_box(self) -> SecretBox: ...
 
-    def _check_url(self, url: Any) -> str:
-        from .service import private_host_reason
+        async def _ensure_account_token(self, account_id: str) -> None: ...
 
-        if not isinstance(url, str) or not url:
-            raise InvalidInput("url", "must be an http(s) URL")
-        if len(url) > MAX_URL_CHARS or any(ord(c) < 33 or ord(c) == 127 for c in url):
-            raise InvalidInput("url", f"must be at most {MAX_URL_CHARS} characters, without "
-                                      "spaces or control characters")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidInput("url", "must be an http(s) URL")
-        if not self.settings.server.allow_private_webhooks:
-            refusal = private_host_reason(url, "allow_private_webhooks")
-            if refusal:
-                raise InvalidInput("url", refusal)
-        return url
+    def _check_url(self, url: Any) -> str:
+        return checked_app_url(url, "url", self.settings)
 
     @staticmethod
     def _check_events(events: Any) -> tuple[str, ...]:
@@ -89,6 +100,9 @@ class WebhookAdmin:
         if format not in WEBHOOK_FORMATS:
             raise InvalidInput("format", f"must be one of {', '.join(WEBHOOK_FORMATS)}")
         box = await self.sealing_box()
+        if format == "twilio":
+            # Signed with the account's auth token, as Twilio signs with an account's.
+            await self._ensure_account_token(scope.account_id)
         secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         record = StoredWebhook(new_id("wh"), scope.account_id, checked_url, checked_events,
                                box.encrypt(secret), str(format), time.time())

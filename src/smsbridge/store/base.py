@@ -382,8 +382,20 @@ class Store(ABC):
         """The id of the default account."""
 
     @abstractmethod
-    async def create_account(self, name: str) -> AccountRecord:
-        """Make an account."""
+    async def create_account(self, name: str, auth_token: str | None = None) -> AccountRecord:
+        """Make an account (with its encrypted auth token)."""
+
+    @abstractmethod
+    async def set_account_token(self, account_id: str, auth_token: str) -> bool:
+        """Replace an account's encrypted auth token; False when there is no such account."""
+
+    @abstractmethod
+    async def claim_account_token(self, account_id: str, auth_token: str) -> str | None:
+        """The account's encrypted auth token, storing this one if it has none."""
+
+    @abstractmethod
+    async def account_tokens(self) -> dict[str, str]:
+        """Every account's encrypted auth token, by account id."""
 
     @abstractmethod
     async def get_account(self, account_id: str) -> AccountRecord | None:

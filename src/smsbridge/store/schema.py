@@ -104,6 +104,8 @@ messages = Table(
     Column("language", String(MAX_VOICE_CHARS)),
     Column("repeat", Integer),
     Column("account_id", String(40)),  # accounts.id; NULL only for rows of no account (probes)
+    # Where the Twilio-compatible face posts this message's status changes (its StatusCallback).
+    Column("status_callback", Text),
 )
 Index("ix_messages_outbox", messages.c.status, messages.c.next_attempt_at)
 Index("ix_messages_carrier_id", messages.c.connection, messages.c.carrier_message_id)
@@ -224,6 +226,8 @@ accounts = Table(
     Column("id", String(40), primary_key=True),
     Column("name", String(100), nullable=False),
     Column("created_at", Float, nullable=False),
+    # The Twilio-style auth token (a Fernet token of it): signs Twilio-format webhooks.
+    Column("auth_token", Text),
 )
 
 # Carrier connections added at run time (the config file's live only in the config).

@@ -135,6 +135,7 @@ def row_to_message(row: Any) -> Message:
         language=m["language"],
         repeat=m["repeat"],
         account_id=m["account_id"],
+        status_callback=m["status_callback"],
     )
 
 
@@ -170,6 +171,7 @@ def message_values(msg: Message, now: float) -> dict[str, Any]:
         "language": msg.language,
         "repeat": msg.repeat,
         "account_id": msg.account_id,
+        "status_callback": msg.status_callback,
     }
 
 
