@@ -72,10 +72,21 @@ def make_account(home: Path, name: str) -> str:
 
 # ---------------------------------------------------------------- accounts and keys
 def test_accounts_create_list_and_show(home: Path) -> None:
-    acme = make_account(home, "Acme Dental")
+    first = run(home, "accounts", "create", "Acme Dental")
+    assert first.returncode == 0, first.stderr
+    acme = first.stdout.strip()
     assert acme.startswith("acc_")
+    # Its auth token is encrypted under the secret key, made now: the user is told to keep it.
+    key_file = home / "data" / "secret.key"
+    assert f"created the secret key file {key_file}: back it up" in first.stderr
     made = ok(home, "accounts", "create", "Bravo Clinic")
     assert made["name"] == "Bravo Clinic" and made["id"].startswith("acc_")
+    assert len(made["auth_token"]) == 32
+    token = run(home, "accounts", "token", made["id"])
+    assert token.stdout.strip() == made["auth_token"] and "secret key" not in token.stderr
+    rotated = ok(home, "accounts", "token", made["id"], "--rotate")["auth_token"]
+    assert rotated != made["auth_token"]
+    assert run(home, "accounts", "token", made["id"]).stdout.strip() == rotated
 
     listed = ok(home, "accounts", "list")["data"]
     assert [a["name"] for a in listed] == ["default", "Acme Dental", "Bravo Clinic"]

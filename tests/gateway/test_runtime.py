@@ -129,3 +129,52 @@ def test_a_carrier_that_neither_verifies_nor_declares_unsigned_stops_the_start(
         make_settings(sqlite_url, [{"name": "f", "carrier": "forgetful", "numbers": [DID]}])
     assert caught.value.key == "connections[0].carrier"
     assert "signature" in caught.value.reason
+
+
+# --- connections added at run time, on another process
+
+SANDBOX_NUMBER = "+15145550777"
+
+
+async def test_a_message_of_a_connection_added_elsewhere_is_sent_not_failed(
+        sqlite_url: str) -> None:
+    # Two processes on one store; the worker's own re-read is far off (an hour), so only
+    # the outbox's re-read before failing a message can find the new connection.
+    settings = make_settings(sqlite_url, [], worker={"lease_seconds": 5})
+    worker = Runtime(settings, store_for(settings), refresh_seconds=3600)
+    await worker.start()
+    adder = Runtime(settings, store_for(settings), run_workers=False, refresh_seconds=3600)
+    gateway = await adder.start()
+    try:
+        scope = gateway.cli_scope
+        await gateway.add_connection(scope, "late", "sandbox", [SANDBOX_NUMBER],
+                                     {"delivery_receipts": False})
+        message, _ = await gateway.send(SendRequest(from_number=SANDBOX_NUMBER,
+                                                    to_number="+15145550123", text="hi"))
+        assert worker.gateway is not None and "late" not in worker.gateway.registry.connections
+        worker.outbox.wake()  # type: ignore[union-attr]
+
+        async def settled() -> str | None:
+            stored = await gateway.get_message(message.id)
+            status = stored.status.value if stored else None
+            return status if status in ("sent", "failed") else None
+
+        assert await eventually(settled) == "sent"
+    finally:
+        await adder.stop()
+        await worker.stop()
+
+
+async def test_a_slower_connection_added_at_run_time_lengthens_the_outbox_lease(
+        sqlite_url: str) -> None:
+    settings = make_settings(sqlite_url, [], worker={"lease_seconds": 5})
+    runtime = Runtime(settings, store_for(settings))
+    gateway = await runtime.start()
+    try:
+        assert runtime.outbox is not None and runtime.outbox.lease_seconds == 5
+        await gateway.add_connection(gateway.cli_scope, "tw", "twilio", ["+15145550100"], {
+            "account_sid": "AC" + "1" * 32, "auth_token": "t" * 32, "timeout_seconds": 30})
+        # A send through it may take 30 s: no other worker may take it over before that.
+        assert runtime.outbox.lease_seconds == 35
+    finally:
+        await runtime.stop()

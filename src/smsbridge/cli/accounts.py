@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .common import ConfigOpt, JsonOpt, err, friendly_errors, load, out, print_json
+from .common import (
+    ConfigOpt,
+    JsonOpt,
+    err,
+    friendly_errors,
+    key_file_notice,
+    load,
+    out,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from ..store.accounts import AccountRecord
@@ -46,7 +55,9 @@ def create_account(
         async with open_gateway(settings, create_secret_key=True) as gw:
             return await gw.create_account_with_token(gw.cli_scope, name)
 
+    notice = key_file_notice(settings)
     record, token = asyncio.run(main())
+    notice()
     if as_json:
         print_json({**record.to_dict(), "auth_token": token})
         return
@@ -83,7 +94,9 @@ def account_token(
         async with open_gateway(settings, create_secret_key=True) as gw:
             return await gw.account_auth_token(gw.cli_scope, account_id, rotate=rotate)
 
+    notice = key_file_notice(settings)
     token = asyncio.run(main())
+    notice()
     if as_json:
         print_json({"account_sid": account_id, "auth_token": token})
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -135,3 +136,17 @@ def unreachable_warning(settings: Settings, base_url: str,
          "will not work in the carrier's portal. Set server.public_url to the address "
          "carriers reach, e.g. https://sms.example.com on a reverse proxy with TLS that "
          "forwards to server.listen.")
+
+
+def key_file_notice(settings: Settings) -> Callable[[], None]:
+    """Before a command that may create the secret key file: a function that, called after
+    it, says so once when it did (the file must be backed up)."""
+    key_file = settings.secret_key_path
+    had_key = key_file.exists() or "SMSBRIDGE_SECRET_KEY" in os.environ
+
+    def notice() -> None:
+        if not had_key and key_file.exists():
+            warn(f"created the secret key file {key_file}: back it up, apart from the "
+                 "database backups; without it the carrier secrets stored now cannot be read")
+
+    return notice

@@ -24,6 +24,7 @@ from .common import (
     err,
     fail,
     friendly_errors,
+    key_file_notice,
     load,
     out,
     print_json,
@@ -146,12 +147,15 @@ def _run(config: Path | None, use: Callable[[Gateway], Awaitable[T]], *,
     from ..gateway.admin import open_gateway
 
     settings = load(config, secrets=False)
+    notice = key_file_notice(settings)
 
     async def main() -> tuple[T, Settings]:
         async with open_gateway(settings, create_secret_key=stores_secrets) as gateway:
             return await use(gateway), gateway.settings
 
-    return asyncio.run(main())
+    result = asyncio.run(main())
+    notice()
+    return result
 
 
 def _not_found(exc: NotFound, account: str | None) -> SmsBridgeError:

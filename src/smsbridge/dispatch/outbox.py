@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -39,10 +39,14 @@ class OutboxWorker(PollingWorker):
         max_attempts: int = 8,
         backoff_base: float = 2.0,
         backoff_max: float = 600.0,
+        reload_connections: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(concurrency, poll_interval, lease_seconds)
         self.store = store
         self.providers = providers
+        # Re-reads the connections added at run time before a message of an unknown one is
+        # failed: another process may have added it since this one last looked.
+        self.reload_connections = reload_connections
         self.http = http
         self.events_for = events_for
         self.status_url_for = status_url_for
@@ -61,6 +65,10 @@ class OutboxWorker(PollingWorker):
     async def send_one(self, message: Message) -> None:
         """Send one claimed message and record what happened."""
         provider = self.providers.get(message.connection)
+        if provider is None and self.reload_connections is not None:
+            # Added through the API on another process moments ago: read them again first.
+            await self.reload_connections()
+            provider = self.providers.get(message.connection)
         if provider is None:
             await self.store.mark_failed(
                 message.id, "no_connection",

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from ..core.errors import StoreUnavailable
+from ..core.errors import SmsBridgeError, StoreUnavailable
 from ..dispatch.mqtt import MqttLink
 from ..dispatch.outbox import OutboxWorker
 from ..dispatch.webhooks import WebhookDeliveryWorker
@@ -85,8 +85,7 @@ class Runtime:
             w = self.settings.worker
             # A lease shorter than a send can take would let a second worker take over
             # a send that is still waiting for its answer, and send it twice.
-            send_seconds = max((c.provider.max_send_seconds()
-                                for c in gateway.registry.connections.values()), default=0.0)
+            send_seconds = self._longest_send(gateway)
             hook_timeout = max((h.timeout_seconds for h in self.settings.webhooks), default=0.0)
             if self.settings.mqtt is not None:
                 # The delivery worker publishes with the broker's connection; it does not
@@ -95,6 +94,7 @@ class Runtime:
                                        reconnect_max=min(w.backoff_max, 30.0))
                 hook_timeout = max(hook_timeout, self.mqtt.publish_timeout)
             outbox_lease = max(w.lease_seconds, send_seconds + LEASE_MARGIN_SECONDS)
+            outbox_lease_floor = w.lease_seconds
             hooks_lease = max(w.lease_seconds, hook_timeout + LEASE_MARGIN_SECONDS)
             self.outbox = OutboxWorker(
                 self.store,
@@ -104,7 +104,16 @@ class Runtime:
                 poll_interval=w.poll_interval, lease_seconds=outbox_lease,
                 max_attempts=w.max_attempts,
                 backoff_base=w.backoff_base, backoff_max=w.backoff_max,
+                reload_connections=gateway.reload_connections,
             )
+            outbox_worker = self.outbox
+
+            def resize_lease() -> None:
+                # A connection added at run time may take longer to send than those at start.
+                outbox_worker.lease_seconds = max(
+                    outbox_lease_floor, self._longest_send(gateway) + LEASE_MARGIN_SECONDS)
+
+            gateway.on_registry_loaded.append(resize_lease)
             self.webhooks = WebhookDeliveryWorker(
                 self.store, gateway.webhook_targets,
                 self.http, poll_interval=w.poll_interval, lease_seconds=hooks_lease,
@@ -128,6 +137,17 @@ class Runtime:
                 self.mqtt.add_on_connect(publish_backlog)
                 self.mqtt.start()
         return gateway
+
+    @staticmethod
+    def _longest_send(gateway: Gateway) -> float:
+        """The longest a send through any connection may take (0 when none can be built)."""
+        longest = 0.0
+        for conn in gateway.registry.connections.values():
+            try:
+                longest = max(longest, conn.provider.max_send_seconds())
+            except SmsBridgeError:  # a stored connection this process cannot decrypt
+                continue
+        return longest
 
     async def _secret_box(self) -> SecretBox | None:
         """The key there is, checked against the store; None when there is none yet.

@@ -163,6 +163,8 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
         self.tokens: dict[str, str] = {}
         self._key_cache: dict[str, tuple[float, ApiKeyRecord]] = {}
         self.on_queued: Callable[[], None] = lambda: None
+        # Called after each (re)load of the connections (the outbox re-sizes its lease).
+        self.on_registry_loaded: list[Callable[[], None]] = []
         # What runs after an inbound message is stored, in order (opt-out words, then rules);
         # a handler that consumed the message stops the ones after it.
         self.inbound_handlers: list[InboundHandler] = []
@@ -200,6 +202,11 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
                        if name in stored}
         return self.tokens
 
+    async def reload_connections(self) -> None:
+        """Read the stored connections, webhooks and tokens again now, changed or not."""
+        await self._load_registry()
+        await self.load_tokens(make=False)
+
     async def _load_registry(self) -> None:
         version = await self.store.registry_version()
         connections = await self.store.list_stored_connections()
@@ -210,6 +217,8 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
         self.events.use_stored_webhooks(hooks)
         await self._sync_stored_targets(hooks)
         self._registry_version = version
+        for listener in self.on_registry_loaded:
+            listener()
 
     async def _key_fits(self) -> bool:
         """Whether this process can read the store's secrets; says why not, once."""
