@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -27,7 +26,7 @@ from tests.e2e.test_tenants_api import (
     USERNAME,
     Api,
     make_tenant,
-    tenant_settings,
+    tenants_gateway,  # noqa: F401  (a fixture)
     voipms_connection,
 )
 from tests.harness import GatewayHarness
@@ -49,15 +48,10 @@ def fake() -> FakeVoipms:
 
 
 @pytest.fixture
-def gateway(start_gateway: Callable[..., GatewayHarness], http: aiohttp.ClientSession
+def gateway(tenants_gateway: Callable[[str], tuple[GatewayHarness, Api]]  # noqa: F811
             ) -> Callable[[str], tuple[GatewayHarness, Api]]:
     """``start(database)``: a gateway and the API as its admin key sees it."""
-
-    def start(database: str) -> tuple[GatewayHarness, Api]:
-        gw = start_gateway(tenant_settings(database))
-        return gw, Api(http, gw.url, gw.api_key)
-
-    return start
+    return tenants_gateway
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -274,10 +274,6 @@ class Gateway(AccountAdmin, ConnectionAdmin, WebhookAdmin):
             log.info("connections and webhooks re-read: %d connection(s)",
                      len(self.registry.connections))
         await self.load_tokens(make=False)
-
-    async def refresh_tokens(self) -> None:
-        """Pick up tokens rotated by another process (`smsbridge carriers rotate-token`)."""
-        await self.refresh()
 
     def inbound_url(self, connection: str) -> str:
         """The URL a carrier posts inbound messages to."""
@@ -798,18 +794,3 @@ def private_host_reason(url: str, setting: str = "allow_private_media") -> str |
         return (f"points at {address}, a loopback, private, link-local, multicast or "
                 f"reserved address{advice}")
     return None
-
-
-def describe_connection(gateway: Gateway, conn: Connection) -> dict[str, Any]:
-    """A connection as `smsbridge carriers` and the API show it."""
-    inbound = gateway.inbound_url(conn.name)
-    status = gateway.status_url(conn.name)
-    caps = conn.provider.capabilities
-    return {
-        "name": conn.name,
-        "carrier": conn.carrier,
-        "numbers": conn.numbers,
-        "inbound_url": inbound,
-        "status_url": status if caps.delivery_receipts else None,
-        "setup": conn.provider.setup_hint(inbound, status),
-    }
