@@ -25,13 +25,18 @@ class SmsBridgeError(Exception):
     """Base class of every error smsbridge raises on purpose."""
 
 
-class InvalidInput(SmsBridgeError):
-    """User input that cannot be accepted; ``field`` names where it was."""
+class FieldError(SmsBridgeError):
+    """An error about one field of what the user gave: ``field`` names it, ``reason`` says
+    what is wrong."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class InvalidInput(FieldError):
+    """User input that cannot be accepted; ``field`` names where it was."""
 
 
 class InvalidPhoneNumber(InvalidInput):
@@ -57,13 +62,8 @@ class RecipientOptedOut(InvalidInput):
         self.recipient = recipient
 
 
-class Conflict(SmsBridgeError):
+class Conflict(FieldError):
     """A name or number already taken by something else (the API answers 409)."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class NotFound(SmsBridgeError):
